@@ -1,0 +1,60 @@
+# Top-level entry points (the contract in DEVELOPERS.md). CMake builds the C
+# code; the Python harnesses use Debian's interpreter so that Debian's
+# python3-pytest and python3-botocore are importable whatever python3 is first
+# on PATH.
+PYTHON ?= /usr/bin/python3
+BUILD  ?= build
+JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
+PYTEST  = $(PYTHON) -m pytest -q -p no:cacheprovider
+
+.PHONY: all build test test-unit test-asan test-sim test-integration demo \
+        layer synth bench format format-check clean deps
+
+all: build
+
+build:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+deps:
+	bash scripts/install-deps.sh
+
+# Every test: C unit tests (plain and under ASan+UBSan), the sandbox's own
+# tests, then the end-to-end integration tests of the real binary.
+test: build test-unit test-asan test-sim test-integration
+
+test-unit: build
+	ctest --test-dir $(BUILD) --output-on-failure
+
+test-asan:
+	@cmake -S . -B $(BUILD)/asan -DCMAKE_BUILD_TYPE=Debug -DKTE_SANITIZE=ON >/dev/null
+	@cmake --build $(BUILD)/asan -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  ctest --test-dir $(BUILD)/asan --output-on-failure
+
+test-sim:
+	$(PYTEST) tests/sim
+
+test-integration: build
+	$(PYTEST) tests/integration
+
+demo: build
+	bash scripts/demo.sh
+
+layer:
+	@echo "make layer: not implemented yet (issue 5)" >&2; exit 1
+
+synth:
+	@echo "make synth: not implemented yet (issue 6)" >&2; exit 1
+
+bench:
+	@echo "make bench: not implemented yet (issue 7)" >&2; exit 1
+
+format:
+	clang-format -i src/*.[ch] tests/unit/*.[ch]
+
+format-check:
+	clang-format --dry-run --Werror src/*.[ch] tests/unit/*.[ch]
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,167 @@
+#include "kte_batch.h"
+
+#include <mbedtls/base64.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_tree.h>
+
+size_t kte_batch_plan(const struct kte_rec *head, size_t *bytes_out)
+{
+    size_t n = 0, bytes = 0;
+    for (const struct kte_rec *r = head; r && n < KTE_BATCH_MAX_RECORDS; r = r->next) {
+        size_t sz = (size_t)r->data_len + r->pk_len;
+        if (n > 0 && bytes + sz > KTE_BATCH_MAX_BYTES)
+            break;
+        bytes += sz;
+        n++;
+    }
+    if (bytes_out)
+        *bytes_out = bytes;
+    return n;
+}
+
+int kte_batch_body(struct kte_buf *out, const char *stream_name, const char *stream_arn,
+                   struct kte_rec *const *recs, size_t n)
+{
+    size_t est = 64;
+    for (size_t i = 0; i < n; i++)
+        est += 4 * ((size_t)recs[i]->data_len / 3 + 1) + recs[i]->pk_len * 6 + 40;
+    if (kte_buf_reserve(out, est) || kte_buf_puts(out, "{\"Records\":["))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        const struct kte_rec *r = recs[i];
+        size_t b64 = 4 * (((size_t)r->data_len + 2) / 3);
+        if (kte_buf_puts(out, i ? ",{\"Data\":\"" : "{\"Data\":\"") ||
+            kte_buf_reserve(out, b64 + 1))
+            return -1;
+        size_t olen = 0;
+        if (mbedtls_base64_encode((unsigned char *)out->data + out->len, b64 + 1, &olen,
+                                  (const unsigned char *)r->data, r->data_len) != 0)
+            return -1;
+        out->len += olen;
+        if (kte_buf_puts(out, "\",\"PartitionKey\":") ||
+            kte_buf_json_string(out, r->pk, r->pk_len) || kte_buf_puts(out, "}"))
+            return -1;
+    }
+    if (kte_buf_puts(out, "],"))
+        return -1;
+    if (stream_arn && *stream_arn)
+        return kte_buf_puts(out, "\"StreamARN\":") ||
+                       kte_buf_json_string(out, stream_arn, strlen(stream_arn)) ||
+                       kte_buf_puts(out, "}")
+                   ? -1
+                   : 0;
+    return kte_buf_puts(out, "\"StreamName\":") ||
+                   kte_buf_json_string(out, stream_name, strlen(stream_name)) ||
+                   kte_buf_puts(out, "}")
+               ? -1
+               : 0;
+}
+
+enum kte_rec_outcome kte_batch_classify(const char *code)
+{
+    static const char *const retryable[] = {
+        "ProvisionedThroughputExceededException",
+        "InternalFailure",
+        "InternalFailureException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "KMSThrottlingException",
+        "LimitExceededException",
+        "ThrottlingException",
+        "Throttling",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    };
+    for (size_t i = 0; i < sizeof retryable / sizeof retryable[0]; i++)
+        if (!strcmp(code, retryable[i]))
+            return KTE_REC_RETRY;
+    return KTE_REC_PERMANENT;
+}
+
+/* Copies s into dst, dropping an awsJson "namespace#" prefix and ":uri"
+ * suffix so codes compare equal however the service spells them. */
+static void normalise_code(const char *s, char *dst, size_t cap)
+{
+    const char *hash = strrchr(s, '#');
+    if (hash)
+        s = hash + 1;
+    size_t n = strcspn(s, ":");
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
+/* yajl_tree needs a NUL-terminated copy. */
+static yajl_val parse_tree(const char *body, size_t len, char *err, size_t errlen)
+{
+    char *copy = malloc(len + 1);
+    if (!copy) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    memcpy(copy, body, len);
+    copy[len] = '\0';
+    char ebuf[256] = "";
+    yajl_val v = yajl_tree_parse(copy, ebuf, sizeof ebuf);
+    free(copy);
+    if (!v)
+        snprintf(err, errlen, "response is not JSON: %s", ebuf);
+    return v;
+}
+
+int kte_batch_error_code(const char *body, size_t len, char *code, size_t code_len)
+{
+    char err[64];
+    yajl_val root = parse_tree(body, len, err, sizeof err);
+    if (!root)
+        return -1;
+    const char *type_path[] = {"__type", NULL};
+    const char *code_path[] = {"code", NULL};
+    yajl_val t = yajl_tree_get(root, type_path, yajl_t_string);
+    if (!t)
+        t = yajl_tree_get(root, code_path, yajl_t_string);
+    int rc = -1;
+    if (t) {
+        normalise_code(YAJL_GET_STRING(t), code, code_len);
+        rc = 0;
+    }
+    yajl_tree_free(root);
+    return rc;
+}
+
+int kte_batch_parse_response(const char *body, size_t len, size_t n, struct kte_rec_result *results,
+                             char *err, size_t errlen)
+{
+    yajl_val root = parse_tree(body, len, err, errlen);
+    if (!root)
+        return -1;
+    int failed = -1;
+    const char *recs_path[] = {"Records", NULL};
+    yajl_val recs = yajl_tree_get(root, recs_path, yajl_t_array);
+    if (!recs || YAJL_GET_ARRAY(recs)->len != n) {
+        snprintf(err, errlen, "response has %zu results for %zu records",
+                 recs ? YAJL_GET_ARRAY(recs)->len : 0, n);
+        goto out;
+    }
+    failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        yajl_val e = YAJL_GET_ARRAY(recs)->values[i];
+        const char *code_path[] = {"ErrorCode", NULL};
+        yajl_val code = YAJL_IS_OBJECT(e) ? yajl_tree_get(e, code_path, yajl_t_string) : NULL;
+        if (code && *YAJL_GET_STRING(code)) {
+            normalise_code(YAJL_GET_STRING(code), results[i].error_code,
+                           sizeof results[i].error_code);
+            results[i].outcome = kte_batch_classify(results[i].error_code);
+            failed++;
+        } else {
+            results[i].outcome = KTE_REC_OK;
+            results[i].error_code[0] = '\0';
+        }
+    }
+out:
+    yajl_tree_free(root);
+    return failed;
+}

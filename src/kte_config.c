@@ -1,0 +1,339 @@
+#include "kte_config.h"
+
+#include "kte_log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define ERR_INVALID "Extension.ConfigInvalid"
+#define ERR_MISSING "Extension.ConfigMissing"
+
+struct ctx {
+    kte_getenv_fn get;
+    void *env;
+    char *errtype;
+    size_t errtype_len;
+    char *msg;
+    size_t msg_len;
+};
+
+const char *kte_config_process_env(const char *name, void *ctx)
+{
+    (void)ctx;
+    return getenv(name);
+}
+
+static const char *get(struct ctx *c, const char *name)
+{
+    const char *v = c->get(name, c->env);
+    return (v && *v) ? v : NULL; /* an empty variable means "not set" */
+}
+
+__attribute__((format(printf, 3, 4))) static int fail(struct ctx *c, const char *type,
+                                                      const char *fmt, ...)
+{
+    snprintf(c->errtype, c->errtype_len, "%s", type);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->msg, c->msg_len, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int copy_str(struct ctx *c, const char *name, const char *v, char *dst, size_t cap)
+{
+    size_t n = strlen(v);
+    if (n >= cap)
+        return fail(c, ERR_INVALID, "%s is %zu characters long; at most %zu are supported", name, n,
+                    cap - 1);
+    memcpy(dst, v, n + 1);
+    return 0;
+}
+
+/* Integer variable in [lo, hi]; def when unset. */
+static int get_long(struct ctx *c, const char *name, long def, long lo, long hi, const char *why,
+                    long *out)
+{
+    const char *v = get(c, name);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end != '\0')
+        return fail(c, ERR_INVALID, "%s='%s' is not a whole number; use a value from %ld to %ld%s",
+                    name, v, lo, hi, why);
+    if (x < lo || x > hi)
+        return fail(c, ERR_INVALID, "%s=%ld is out of range; use a value from %ld to %ld%s", name,
+                    x, lo, hi, why);
+    *out = x;
+    return 0;
+}
+
+static int load_types(struct ctx *c, struct kte_config *cfg)
+{
+    const char *v = get(c, "KTE_TYPES");
+    if (!v) {
+        cfg->types = KTE_TYPE_PLATFORM | KTE_TYPE_FUNCTION | KTE_TYPE_EXTENSION;
+        return 0;
+    }
+    char tmp[256];
+    if (strlen(v) >= sizeof tmp)
+        return fail(c, ERR_INVALID,
+                    "KTE_TYPES is too long; use a comma-separated list of "
+                    "platform, function, extension");
+    strcpy(tmp, v);
+    cfg->types = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(tmp, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ')
+            t++;
+        size_t n = strlen(t);
+        while (n && t[n - 1] == ' ')
+            t[--n] = '\0';
+        unsigned bit = 0;
+        if (!strcmp(t, "platform"))
+            bit = KTE_TYPE_PLATFORM;
+        else if (!strcmp(t, "function"))
+            bit = KTE_TYPE_FUNCTION;
+        else if (!strcmp(t, "extension"))
+            bit = KTE_TYPE_EXTENSION;
+        else
+            return fail(c, ERR_INVALID,
+                        "KTE_TYPES='%s' names unknown type '%s'; allowed: platform, function, "
+                        "extension (comma-separated)",
+                        v, t);
+        cfg->types |= bit;
+    }
+    if (!cfg->types)
+        return fail(c, ERR_INVALID,
+                    "KTE_TYPES='%s' names no type; allowed: platform, function, "
+                    "extension (comma-separated)",
+                    v);
+    return 0;
+}
+
+static int load_flush(struct ctx *c, struct kte_config *cfg)
+{
+    const char *v = get(c, "KTE_FLUSH");
+    cfg->flush_mode = KTE_FLUSH_END;
+    cfg->flush_interval_ms = 0;
+    if (!v || !strcmp(v, "end"))
+        goto managed;
+    const char *comma = strchr(v, ',');
+    size_t head = comma ? (size_t)(comma - v) : strlen(v);
+    if (head == 8 && !strncmp(v, "periodic", 8))
+        cfg->flush_mode = KTE_FLUSH_PERIODIC;
+    else if (head == 10 && !strncmp(v, "continuous", 10))
+        cfg->flush_mode = KTE_FLUSH_CONTINUOUS;
+    else
+        return fail(c, ERR_INVALID,
+                    "KTE_FLUSH='%s' is not understood; use end, periodic,<ms> or "
+                    "continuous,<ms>",
+                    v);
+    char *end;
+    errno = 0;
+    long ms = comma ? strtol(comma + 1, &end, 10) : 0;
+    if (!comma || errno || end == comma + 1 || *end || ms < 1 || ms > 900000)
+        return fail(c, ERR_INVALID,
+                    "KTE_FLUSH='%s' needs an interval in milliseconds from 1 to "
+                    "900000, e.g. %.*s,1000",
+                    v, (int)head, v);
+    cfg->flush_interval_ms = ms;
+managed:
+    /* Managed Instances run invokes concurrently and send no INVOKE events to
+     * extensions, so "end of invoke" does not exist there: flush on a timer. */
+    if (cfg->managed_instances && cfg->flush_mode != KTE_FLUSH_CONTINUOUS) {
+        cfg->flush_mode = KTE_FLUSH_CONTINUOUS;
+        if (!cfg->flush_interval_ms)
+            cfg->flush_interval_ms = 1000;
+    }
+    return 0;
+}
+
+static int load_partition_key(struct ctx *c, struct kte_config *cfg)
+{
+    const char *v = get(c, "KTE_PARTITION_KEY");
+    static const char *const names[] = {"environment", "request", "function", "random"};
+    if (!v) {
+        cfg->partition_key = KTE_PK_ENVIRONMENT;
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (!strcmp(v, names[i])) {
+            cfg->partition_key = (enum kte_partition_key)i;
+            return 0;
+        }
+    }
+    return fail(c, ERR_INVALID,
+                "KTE_PARTITION_KEY='%s' is not understood; use environment, "
+                "request, function or random",
+                v);
+}
+
+static int load_destination(struct ctx *c, struct kte_config *cfg)
+{
+    const char *name = get(c, "KTE_STREAM_NAME");
+    const char *arn = get(c, "KTE_STREAM_ARN");
+    if (!name && !arn)
+        return fail(c, ERR_MISSING,
+                    "KTE_STREAM_NAME is not set; set it to the name of the "
+                    "Kinesis data stream (or set KTE_STREAM_ARN)");
+    if (name && arn)
+        return fail(c, ERR_INVALID,
+                    "both KTE_STREAM_NAME and KTE_STREAM_ARN are set; set only "
+                    "one of them");
+    if (name) {
+        size_t n = strlen(name);
+        if (n > 128)
+            return fail(c, ERR_INVALID,
+                        "KTE_STREAM_NAME is %zu characters; Kinesis stream "
+                        "names have 1 to 128",
+                        n);
+        for (size_t i = 0; i < n; i++) {
+            char ch = name[i];
+            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '-'))
+                return fail(c, ERR_INVALID,
+                            "KTE_STREAM_NAME='%s' has character '%c'; stream names use only "
+                            "letters, digits, '_', '.' and '-'",
+                            name, ch);
+        }
+        if (copy_str(c, "KTE_STREAM_NAME", name, cfg->stream_name, sizeof cfg->stream_name))
+            return -1;
+    } else {
+        if (strncmp(arn, "arn:aws", 7) != 0 || !strstr(arn, ":kinesis:") ||
+            !strstr(arn, ":stream/"))
+            return fail(c, ERR_INVALID,
+                        "KTE_STREAM_ARN='%s' is not a Kinesis stream ARN "
+                        "(arn:aws:kinesis:<region>:<account>:stream/<name>)",
+                        arn);
+        if (copy_str(c, "KTE_STREAM_ARN", arn, cfg->stream_arn, sizeof cfg->stream_arn))
+            return -1;
+    }
+
+    const char *region = get(c, "AWS_REGION");
+    if (!region)
+        region = get(c, "AWS_DEFAULT_REGION");
+    if (!region)
+        return fail(c, ERR_MISSING,
+                    "AWS_REGION is not set (Lambda always sets it; outside "
+                    "Lambda set AWS_REGION, e.g. us-east-1)");
+    if (copy_str(c, "AWS_REGION", region, cfg->region, sizeof cfg->region))
+        return -1;
+
+    const char *ep = get(c, "KTE_ENDPOINT");
+    if (ep) {
+        if (strncmp(ep, "http://", 7) && strncmp(ep, "https://", 8))
+            return fail(c, ERR_INVALID,
+                        "KTE_ENDPOINT='%s' must start with https:// (or http:// "
+                        "for a local endpoint)",
+                        ep);
+        if (copy_str(c, "KTE_ENDPOINT", ep, cfg->endpoint, sizeof cfg->endpoint))
+            return -1;
+        size_t n = strlen(cfg->endpoint);
+        while (n > 8 && cfg->endpoint[n - 1] == '/')
+            cfg->endpoint[--n] = '\0';
+    } else {
+        /* China regions live in their own partition with its own DNS suffix. */
+        const char *suffix =
+            strncmp(cfg->region, "cn-", 3) == 0 ? "amazonaws.com.cn" : "amazonaws.com";
+        snprintf(cfg->endpoint, sizeof cfg->endpoint, "https://kinesis.%s.%s", cfg->region, suffix);
+    }
+
+    const char *ak = get(c, "AWS_ACCESS_KEY_ID");
+    const char *sk = get(c, "AWS_SECRET_ACCESS_KEY");
+    if (!ak || !sk)
+        return fail(c, ERR_MISSING,
+                    "%s is not set; Lambda provides credentials from the "
+                    "function's execution role",
+                    !ak ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY");
+    if (strchr(ak, ':'))
+        return fail(c, ERR_INVALID, "AWS_ACCESS_KEY_ID contains ':', which no access key has");
+    if (copy_str(c, "AWS_ACCESS_KEY_ID", ak, cfg->access_key_id, sizeof cfg->access_key_id) ||
+        copy_str(c, "AWS_SECRET_ACCESS_KEY", sk, cfg->secret_access_key,
+                 sizeof cfg->secret_access_key))
+        return -1;
+    const char *tok = get(c, "AWS_SESSION_TOKEN");
+    cfg->session_token[0] = '\0';
+    if (tok && copy_str(c, "AWS_SESSION_TOKEN", tok, cfg->session_token, sizeof cfg->session_token))
+        return -1;
+    return 0;
+}
+
+int kte_config_load(struct kte_config *cfg, kte_getenv_fn getenv_fn, void *env, char *errtype,
+                    size_t errtype_len, char *msg, size_t msg_len)
+{
+    struct ctx c = {getenv_fn, env, errtype, errtype_len, msg, msg_len};
+    memset(cfg, 0, sizeof *cfg);
+
+    const char *lvl = get(&c, "KTE_LOG_LEVEL");
+    enum kte_log_level level = KTE_LOG_WARN;
+    if (lvl && kte_log_parse_level(lvl, &level) != 0)
+        return fail(&c, ERR_INVALID,
+                    "KTE_LOG_LEVEL='%s' is not understood; use error, warn, "
+                    "info or debug",
+                    lvl);
+    cfg->log_level = (int)level;
+
+    const char *init_type = get(&c, "AWS_LAMBDA_INITIALIZATION_TYPE");
+    cfg->managed_instances = init_type && !strcmp(init_type, "lambda-managed-instances");
+    /* 2022-12-13 gives JSON log records as objects; Managed Instances need the
+     * newer schema, the only one they accept. */
+    cfg->schema_version = cfg->managed_instances ? "2025-01-29" : "2022-12-13";
+
+    const char *fn = get(&c, "AWS_LAMBDA_FUNCTION_NAME");
+    const char *fv = get(&c, "AWS_LAMBDA_FUNCTION_VERSION");
+    if (copy_str(&c, "AWS_LAMBDA_FUNCTION_NAME", fn ? fn : "unknown", cfg->function_name,
+                 sizeof cfg->function_name) ||
+        copy_str(&c, "AWS_LAMBDA_FUNCTION_VERSION", fv ? fv : "$LATEST", cfg->function_version,
+                 sizeof cfg->function_version))
+        return -1;
+
+    if (load_destination(&c, cfg) || load_types(&c, cfg))
+        return -1;
+
+    /* Ranges are Lambda's own for a subscription's buffering block. The
+     * default timeout is Lambda's minimum: at the end of every invoke we wait
+     * for platform.runtimeDone, so this timeout adds to each invoke. */
+    if (get_long(&c, "KTE_BUFFER_TIMEOUT_MS", 25, 25, 30000, " (Lambda's limits)",
+                 &cfg->buffer_timeout_ms) ||
+        get_long(&c, "KTE_BUFFER_MAX_BYTES", 262144, 262144, 1048576, " (Lambda's limits)",
+                 &cfg->buffer_max_bytes) ||
+        get_long(&c, "KTE_BUFFER_MAX_ITEMS", 10000, 1000, 10000, " (Lambda's limits)",
+                 &cfg->buffer_max_items))
+        return -1;
+
+    const char *host = get(&c, "KTE_LISTENER_HOST");
+    if (!host)
+        host = get(&c, "AWS_SAM_LOCAL") ? "0.0.0.0" : "sandbox.localdomain";
+    if (copy_str(&c, "KTE_LISTENER_HOST", host, cfg->listener_host, sizeof cfg->listener_host))
+        return -1;
+    long port;
+    if (get_long(&c, "KTE_LISTENER_PORT", 4243, 1, 65535, "", &port))
+        return -1;
+    cfg->listener_port = (int)port;
+    if (get_long(&c, "KTE_MAX_BODY_BYTES", 6 * 1048576L, 1048576, 64 * 1048576L, "",
+                 &cfg->max_body_bytes))
+        return -1;
+
+    if (load_partition_key(&c, cfg) || load_flush(&c, cfg))
+        return -1;
+    if (get_long(&c, "KTE_FLUSH_WAIT_MS", 0, 0, 900000, " (0 waits until the invoke's deadline)",
+                 &cfg->flush_wait_ms) ||
+        get_long(&c, "KTE_FLUSH_TIMEOUT_MS", 2000, 50, 900000, "", &cfg->flush_timeout_ms) ||
+        get_long(&c, "KTE_MAX_RECORD_BYTES", 1048576, 1024, 1048576,
+                 " (Kinesis allows at most 1 MiB per record, partition key included)",
+                 &cfg->max_record_bytes) ||
+        get_long(&c, "KTE_CONNECT_TIMEOUT_MS", 1000, 10, 60000, "", &cfg->connect_timeout_ms) ||
+        get_long(&c, "KTE_REQUEST_TIMEOUT_MS", 5000, 100, 300000, "", &cfg->request_timeout_ms))
+        return -1;
+    return 0;
+}

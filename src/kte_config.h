@@ -1,0 +1,73 @@
+/* The extension's configuration: KTE_* and the AWS_* variables Lambda sets.
+ * Loaded and validated once at start; a failure yields an errorType for
+ * /extension/init/error and a message a person can act on. */
+#ifndef KTE_CONFIG_H
+#define KTE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum kte_type_bits { KTE_TYPE_PLATFORM = 1, KTE_TYPE_FUNCTION = 2, KTE_TYPE_EXTENSION = 4 };
+
+enum kte_partition_key {
+    KTE_PK_ENVIRONMENT = 0, /* keeps order per environment, spreads environments */
+    KTE_PK_REQUEST,
+    KTE_PK_FUNCTION,
+    KTE_PK_RANDOM,
+};
+
+enum kte_flush_mode { KTE_FLUSH_END = 0, KTE_FLUSH_PERIODIC, KTE_FLUSH_CONTINUOUS };
+
+#define KTE_CFG_STR 512
+
+struct kte_config {
+    /* Destination */
+    char stream_name[KTE_CFG_STR];
+    char stream_arn[KTE_CFG_STR];
+    char endpoint[KTE_CFG_STR]; /* full URL, without trailing slash */
+    char region[64];
+    char access_key_id[256];
+    char secret_access_key[256];
+    char session_token[4096];
+
+    /* Subscription */
+    unsigned types; /* kte_type_bits */
+    long buffer_timeout_ms;
+    long buffer_max_bytes;
+    long buffer_max_items;
+    bool managed_instances;     /* AWS_LAMBDA_INITIALIZATION_TYPE=lambda-managed-instances */
+    const char *schema_version; /* static string */
+
+    /* Listener */
+    char listener_host[256];
+    int listener_port;
+    long max_body_bytes;
+
+    /* Records and flushing */
+    enum kte_partition_key partition_key;
+    enum kte_flush_mode flush_mode;
+    long flush_interval_ms; /* periodic/continuous */
+    long flush_wait_ms;     /* 0: wait for runtimeDone until the invoke deadline */
+    long flush_timeout_ms;  /* longest an end-of-invoke flush may hold up the invoke */
+    long max_record_bytes;  /* data + partition key, Kinesis limit 1 MiB */
+    long connect_timeout_ms;
+    long request_timeout_ms;
+
+    /* Function identity, for the envelope */
+    char function_name[256];
+    char function_version[64];
+
+    int log_level; /* enum kte_log_level */
+};
+
+typedef const char *(*kte_getenv_fn)(const char *name, void *ctx);
+
+/* errtype receives e.g. "Extension.ConfigInvalid"; msg a sentence naming the
+ * variable, the value and what is allowed. Returns 0 or -1. */
+int kte_config_load(struct kte_config *cfg, kte_getenv_fn getenv_fn, void *ctx, char *errtype,
+                    size_t errtype_len, char *msg, size_t msg_len);
+
+/* getenv(3) adapter for kte_config_load. */
+const char *kte_config_process_env(const char *name, void *ctx);
+
+#endif

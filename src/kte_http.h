@@ -1,0 +1,30 @@
+/* A thin owner of one libcurl easy handle: reused across requests so the
+ * connection stays alive, with the response body and one chosen response
+ * header collected. Not thread-safe: one per thread. */
+#ifndef KTE_HTTP_H
+#define KTE_HTTP_H
+
+#include "kte_buf.h"
+
+#include <curl/curl.h>
+
+struct kte_http {
+    CURL *curl;
+    struct kte_buf body;
+    const char *want_header; /* case-insensitive name, or NULL */
+    long connect_timeout_ms;
+    char header_value[256];
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+int kte_http_init(struct kte_http *h);
+void kte_http_free(struct kte_http *h);
+
+/* Performs one request. headers may be NULL. timeout_ms 0 means none (long
+ * polls). On return h->body holds the response body. Returns the CURLcode;
+ * *status is the HTTP status (0 when no response). */
+CURLcode kte_http_request(struct kte_http *h, const char *method, const char *url,
+                          struct curl_slist *headers, const char *body, size_t body_len,
+                          long timeout_ms, long *status);
+
+#endif

@@ -1,0 +1,35 @@
+/* Kinesis PutRecords over one kept-alive libcurl connection, signed with
+ * libcurl's SigV4 (CURLOPT_AWS_SIGV4). Used by the sender thread only. */
+#ifndef KTE_KINESIS_H
+#define KTE_KINESIS_H
+
+#include "kte_batch.h"
+#include "kte_config.h"
+#include "kte_http.h"
+
+enum kte_put_status {
+    KTE_PUT_OK = 0,    /* HTTP 200; per-record results parsed */
+    KTE_PUT_RETRY,     /* throttled, 5xx, timeout, connection trouble: resend the batch */
+    KTE_PUT_PERMANENT, /* a request Kinesis will refuse again (missing stream, access...) */
+};
+
+struct kte_kinesis {
+    const struct kte_config *cfg;
+    struct kte_http http;
+    struct curl_slist *headers;
+    char url[KTE_CFG_STR + 8];
+    char sigv4[128];
+    char userpwd[600];
+};
+
+int kte_kinesis_init(struct kte_kinesis *k, const struct kte_config *cfg);
+void kte_kinesis_free(struct kte_kinesis *k);
+
+/* Sends recs[0..n) as one PutRecords call that may take at most timeout_ms.
+ * On KTE_PUT_OK results[i] tells each record's fate. Otherwise error_code
+ * names the failure (a Kinesis error code, "HTTP 503", or curl's text). */
+enum kte_put_status kte_kinesis_put(struct kte_kinesis *k, struct kte_rec *const *recs, size_t n,
+                                    long timeout_ms, struct kte_rec_result *results,
+                                    char *error_code, size_t error_code_len);
+
+#endif

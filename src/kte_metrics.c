@@ -1,0 +1,73 @@
+#include "kte_metrics.h"
+
+#include <string.h>
+
+static const char *const drop_names[KTE_DROP_REASONS] = {
+    "DroppedShutdownDeadline", "DroppedPermanentError", "DroppedBufferOverflow",
+    "DroppedTooLarge",         "DroppedOutOfMemory",
+};
+
+struct metric {
+    const char *name;
+    const char *unit;
+    uint64_t value;
+};
+
+void kte_metrics_init(struct kte_metrics *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+const char *kte_drop_reason_name(enum kte_drop_reason r)
+{
+    return r < KTE_DROP_REASONS ? drop_names[r] : "DroppedUnknown";
+}
+
+uint64_t kte_metrics_dropped_total(const struct kte_metrics *m)
+{
+    uint64_t t = 0;
+    for (int i = 0; i < KTE_DROP_REASONS; i++)
+        t += atomic_load(&m->dropped[i]);
+    return t;
+}
+
+int kte_metrics_emf(const struct kte_metrics *m, const char *function_name, int64_t now_ms,
+                    struct kte_buf *out)
+{
+    struct metric v[32];
+    size_t n = 0;
+#define ADD(nm, u, val) v[n++] = (struct metric){nm, u, (uint64_t)(val)}
+    ADD("EventsReceived", "Count", atomic_load(&m->received));
+    ADD("EventsDelivered", "Count", atomic_load(&m->delivered));
+    ADD("EventsDropped", "Count", kte_metrics_dropped_total(m));
+    for (int i = 0; i < KTE_DROP_REASONS; i++)
+        ADD(drop_names[i], "Count", atomic_load(&m->dropped[i]));
+    ADD("RecordsRetried", "Count", atomic_load(&m->retried));
+    ADD("EventsTruncated", "Count", atomic_load(&m->truncated));
+    ADD("BytesReceived", "Bytes", atomic_load(&m->bytes_received));
+    ADD("BytesDelivered", "Bytes", atomic_load(&m->bytes_delivered));
+    ADD("Batches", "Count", atomic_load(&m->batches));
+    ADD("BatchesFailed", "Count", atomic_load(&m->batches_failed));
+    ADD("PostsAccepted", "Count", atomic_load(&m->posts));
+    ADD("PostsRejected", "Count", atomic_load(&m->posts_rejected));
+    ADD("PostsMalformed", "Count", atomic_load(&m->posts_malformed));
+    ADD("PostsOversized", "Count", atomic_load(&m->posts_oversized));
+#undef ADD
+    if (kte_buf_printf(out,
+                       "{\"_aws\":{\"Timestamp\":%lld,\"CloudWatchMetrics\":[{\"Namespace\":"
+                       "\"KinesisTelemetryExtension\",\"Dimensions\":[[\"FunctionName\"]],"
+                       "\"Metrics\":[",
+                       (long long)now_ms))
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (kte_buf_printf(out, "%s{\"Name\":\"%s\",\"Unit\":\"%s\"}", i ? "," : "", v[i].name,
+                           v[i].unit))
+            return -1;
+    if (kte_buf_puts(out, "]}]},\"FunctionName\":") ||
+        kte_buf_json_string(out, function_name, strlen(function_name)))
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (kte_buf_printf(out, ",\"%s\":%llu", v[i].name, (unsigned long long)v[i].value))
+            return -1;
+    return kte_buf_puts(out, "}");
+}

@@ -1,0 +1,46 @@
+/* Delivery accounting. The invariant the tests check:
+ *   received == delivered + dropped (all reasons) + still buffered
+ * Counters are atomics because the listener, the sender and the lifecycle
+ * threads all update them. */
+#ifndef KTE_METRICS_H
+#define KTE_METRICS_H
+
+#include "kte_buf.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+enum kte_drop_reason {
+    KTE_DROP_SHUTDOWN = 0, /* still buffered when the shutdown deadline came */
+    KTE_DROP_PERMANENT,    /* Kinesis refused it for good (validation, access, missing stream) */
+    KTE_DROP_OVERFLOW,     /* the buffer limit was reached */
+    KTE_DROP_TOO_LARGE,    /* could not be represented within the record limit */
+    KTE_DROP_NOMEM,        /* allocation failed while buffering */
+    KTE_DROP_REASONS
+};
+
+struct kte_metrics {
+    atomic_uint_fast64_t received;  /* events accepted from the Telemetry API */
+    atomic_uint_fast64_t delivered; /* events acknowledged by Kinesis */
+    atomic_uint_fast64_t retried;   /* record re-sends after a failure */
+    atomic_uint_fast64_t truncated; /* events shipped truncated */
+    atomic_uint_fast64_t dropped[KTE_DROP_REASONS];
+    atomic_uint_fast64_t bytes_received;  /* raw event bytes */
+    atomic_uint_fast64_t bytes_delivered; /* record data bytes */
+    atomic_uint_fast64_t batches;         /* PutRecords calls answered 200 */
+    atomic_uint_fast64_t batches_failed;  /* PutRecords calls that failed as a whole */
+    atomic_uint_fast64_t posts;           /* accepted POSTs from the Telemetry API */
+    atomic_uint_fast64_t posts_rejected;  /* wrong path or method: not the Telemetry API */
+    atomic_uint_fast64_t posts_malformed; /* bodies that are not JSON event arrays */
+    atomic_uint_fast64_t posts_oversized; /* bodies over KTE_MAX_BODY_BYTES */
+};
+
+void kte_metrics_init(struct kte_metrics *m);
+uint64_t kte_metrics_dropped_total(const struct kte_metrics *m);
+const char *kte_drop_reason_name(enum kte_drop_reason r);
+
+/* One CloudWatch Embedded Metric Format line (no trailing newline). */
+int kte_metrics_emf(const struct kte_metrics *m, const char *function_name, int64_t now_ms,
+                    struct kte_buf *out);
+
+#endif

@@ -1,0 +1,462 @@
+#include "kte_pipeline.h"
+
+#include "kte_event.h"
+#include "kte_log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#define BACKOFF_BASE_MS 25
+#define BACKOFF_CAP_MS  2000
+#define MIN_ATTEMPT_MS  20 /* less time than this left: do not start a request */
+
+int64_t kte_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void abs_deadline(int64_t ms, struct timespec *ts)
+{
+    ts->tv_sec = ms / 1000;
+    ts->tv_nsec = (ms % 1000) * 1000000;
+}
+
+static uint64_t next_random(struct kte_pipeline *p)
+{
+    uint64_t x = p->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    p->rng = x;
+    return x;
+}
+
+int kte_pipeline_init(struct kte_pipeline *p, const struct kte_config *cfg, char *err,
+                      size_t errlen)
+{
+    memset(p, 0, sizeof *p);
+    p->cfg = cfg;
+    kte_metrics_init(&p->metrics);
+    p->next_seq = 1;
+    p->last_flush_ms = kte_now_ms();
+    if (kte_random_hex_id(p->env_id) != 0 ||
+        getrandom(&p->rng, sizeof p->rng, 0) != (ssize_t)sizeof p->rng) {
+        snprintf(err, errlen, "cannot read random bytes for the environment id");
+        return -1;
+    }
+    p->rng |= 1; /* xorshift must not start at zero */
+    if (kte_record_builder_init(&p->rb, p->env_id, cfg->function_name, cfg->function_version,
+                                cfg->region) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (kte_kinesis_init(&p->kinesis, cfg) != 0) {
+        kte_record_builder_free(&p->rb);
+        snprintf(err, errlen, "cannot initialise the HTTP client (libcurl)");
+        return -1;
+    }
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->changed, NULL);
+    return 0;
+}
+
+static void ring_add(struct kte_rid_ring *r, const char *rid)
+{
+    snprintf(r->rid[r->pos % KTE_RID_RING], sizeof r->rid[0], "%s", rid);
+    r->pos++;
+}
+
+static bool ring_has(const struct kte_rid_ring *r, const char *rid)
+{
+    for (unsigned i = 0; i < KTE_RID_RING; i++)
+        if (r->rid[i][0] && !strcmp(r->rid[i], rid))
+            return true;
+    return false;
+}
+
+/* The partition key for one event, per KTE_PARTITION_KEY. */
+static const char *partition_key(struct kte_pipeline *p, const struct kte_event_view *ev, char *tmp,
+                                 size_t tmp_len)
+{
+    switch (p->cfg->partition_key) {
+    case KTE_PK_REQUEST:
+        if (ev->request_id[0])
+            return ev->request_id;
+        return p->current_rid[0] ? p->current_rid : p->env_id;
+    case KTE_PK_FUNCTION:
+        return p->cfg->function_name;
+    case KTE_PK_RANDOM:
+        snprintf(tmp, tmp_len, "%016llx", (unsigned long long)next_random(p));
+        return tmp;
+    case KTE_PK_ENVIRONMENT:
+    default:
+        return p->env_id;
+    }
+}
+
+int kte_pipeline_ingest(void *ctx, const char *body, size_t len, char *msg, size_t msg_len)
+{
+    struct kte_pipeline *p = ctx;
+    struct kte_event_list evs;
+    kte_event_list_init(&evs);
+    if (kte_event_parse(body, len, &evs, msg, msg_len) != 0) {
+        KTE_WARN("rejected a Telemetry API body of %zu bytes: %s", len, msg);
+        kte_event_list_free(&evs);
+        return -1;
+    }
+
+    /* The listener is one thread, so bodies arrive one at a time: records
+     * are built outside the lock with sequence numbers reserved under it. */
+    pthread_mutex_lock(&p->mu);
+    uint64_t seq = p->next_seq;
+    p->next_seq += evs.n;
+    pthread_mutex_unlock(&p->mu);
+
+    struct kte_rec *first = NULL, *last = NULL;
+    size_t n = 0, bytes = 0;
+    for (size_t i = 0; i < evs.n; i++, seq++) {
+        const struct kte_event_view *ev = &evs.v[i];
+        atomic_fetch_add(&p->metrics.received, 1);
+        atomic_fetch_add(&p->metrics.bytes_received, ev->raw_len);
+        char tmp[32];
+        const char *pk = partition_key(p, ev, tmp, sizeof tmp);
+        size_t pk_len = strlen(pk);
+        struct kte_rec *r = kte_record_build(&p->rb, seq, ev->raw, ev->raw_len, pk,
+                                             (size_t)p->cfg->max_record_bytes - pk_len);
+        if (!r) {
+            atomic_fetch_add(&p->metrics.dropped[KTE_DROP_NOMEM], 1);
+            continue;
+        }
+        if (r->truncated)
+            atomic_fetch_add(&p->metrics.truncated, 1);
+        if (last)
+            last->next = r;
+        else
+            first = r;
+        last = r;
+        n++;
+        bytes += (size_t)r->data_len + r->pk_len;
+    }
+
+    pthread_mutex_lock(&p->mu);
+    if (first) {
+        if (p->tail)
+            p->tail->next = first;
+        else
+            p->head = first;
+        p->tail = last;
+        p->count += n;
+        p->bytes += bytes;
+    }
+    for (size_t i = 0; i < evs.n; i++) {
+        const struct kte_event_view *ev = &evs.v[i];
+        if (!ev->request_id[0])
+            continue;
+        if (!strcmp(ev->type, "platform.runtimeDone"))
+            ring_add(&p->runtime_done, ev->request_id);
+        else if (!strcmp(ev->type, "platform.report"))
+            ring_add(&p->reports, ev->request_id);
+    }
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->mu);
+    kte_event_list_free(&evs);
+    return 0;
+}
+
+void kte_pipeline_set_request(struct kte_pipeline *p, const char *rid)
+{
+    pthread_mutex_lock(&p->mu);
+    snprintf(p->current_rid, sizeof p->current_rid, "%s", rid);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Waits on the condition until the deadline; returns false once it passed. */
+static bool wait_until(struct kte_pipeline *p, int64_t deadline_ms)
+{
+    if (deadline_ms <= 0) {
+        pthread_cond_wait(&p->changed, &p->mu);
+        return true;
+    }
+    if (kte_now_ms() >= deadline_ms)
+        return false;
+    struct timespec ts;
+    abs_deadline(deadline_ms, &ts);
+    return pthread_cond_timedwait(&p->changed, &p->mu, &ts) != ETIMEDOUT ||
+           kte_now_ms() < deadline_ms;
+}
+
+bool kte_pipeline_wait_for(struct kte_pipeline *p, enum kte_wait_for what, const char *rid,
+                           int64_t deadline_ms)
+{
+    const struct kte_rid_ring *ring =
+        what == KTE_WAIT_RUNTIME_DONE ? &p->runtime_done : &p->reports;
+    pthread_mutex_lock(&p->mu);
+    bool seen;
+    while (!(seen = ring_has(ring, rid)) && wait_until(p, deadline_ms))
+        ;
+    pthread_mutex_unlock(&p->mu);
+    return seen;
+}
+
+/* Records with seq <= upto still buffered or in flight. */
+static size_t pending_upto(struct kte_pipeline *p, uint64_t upto)
+{
+    size_t n = 0;
+    for (struct kte_rec *r = p->head; r && r->seq <= upto; r = r->next)
+        n++;
+    if (p->inflight && p->inflight_min_seq <= upto)
+        n += p->inflight;
+    return n;
+}
+
+size_t kte_pipeline_flush(struct kte_pipeline *p, int64_t deadline_ms)
+{
+    pthread_mutex_lock(&p->mu);
+    uint64_t upto = p->next_seq - 1;
+    p->flush_active = true;
+    p->flush_upto = upto;
+    p->flush_deadline_ms = deadline_ms;
+    /* A flush is a fresh start: retry at once rather than after the backoff
+     * of a failure during the last invoke. */
+    p->next_attempt_ms = 0;
+    pthread_cond_broadcast(&p->changed);
+    size_t left;
+    while ((left = pending_upto(p, upto)) > 0 && wait_until(p, deadline_ms))
+        ;
+    p->flush_active = false;
+    p->last_flush_ms = kte_now_ms();
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->mu);
+    return left;
+}
+
+int64_t kte_pipeline_last_flush_ms(struct kte_pipeline *p)
+{
+    pthread_mutex_lock(&p->mu);
+    int64_t t = p->last_flush_ms;
+    pthread_mutex_unlock(&p->mu);
+    return t;
+}
+
+size_t kte_pipeline_buffered(struct kte_pipeline *p)
+{
+    pthread_mutex_lock(&p->mu);
+    size_t n = p->count + p->inflight;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+/* Exponential backoff with full jitter (AWS's recommendation): a random wait
+ * in [0, min(cap, base * 2^k)]. */
+static void schedule_retry(struct kte_pipeline *p, int64_t now)
+{
+    p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : BACKOFF_BASE_MS;
+    if (p->backoff_ms > BACKOFF_CAP_MS)
+        p->backoff_ms = BACKOFF_CAP_MS;
+    p->next_attempt_ms = now + (int64_t)(next_random(p) % (uint64_t)(p->backoff_ms + 1));
+}
+
+/* Called with the lock held: decides whether the sender should send now and
+ * otherwise until when it may sleep (0: until signalled). */
+static bool should_send(struct kte_pipeline *p, int64_t now, int64_t *wake)
+{
+    *wake = 0;
+    if (!p->head)
+        return false;
+    const struct kte_config *cfg = p->cfg;
+    bool full = p->count >= KTE_BATCH_MAX_RECORDS || p->bytes >= KTE_BATCH_MAX_BYTES;
+    bool flush_due = p->flush_active && p->head->seq <= p->flush_upto &&
+                     now + MIN_ATTEMPT_MS < p->flush_deadline_ms;
+    bool timer = cfg->flush_mode == KTE_FLUSH_CONTINUOUS;
+    int64_t timer_at = p->last_flush_ms + cfg->flush_interval_ms;
+    bool timer_due = timer && now >= timer_at;
+    if (full || flush_due || timer_due) {
+        if (now >= p->next_attempt_ms)
+            return true;
+        *wake = p->next_attempt_ms;
+        return false;
+    }
+    if (timer)
+        *wake = timer_at;
+    return false;
+}
+
+static void log_failure(struct kte_pipeline *p, bool permanent, const char *code, size_t n)
+{
+    /* Once per kind of failure, not per batch: our output is telemetry too. */
+    if (!strcmp(p->last_error, code))
+        return;
+    snprintf(p->last_error, sizeof p->last_error, "%s", code);
+    const char *stream = p->cfg->stream_name[0] ? p->cfg->stream_name : p->cfg->stream_arn;
+    if (permanent)
+        KTE_ERROR("PutRecords to stream %s failed permanently: %s; %zu records dropped "
+                  "(counted as DroppedPermanentError)",
+                  stream, code, n);
+    else
+        KTE_WARN("PutRecords to stream %s failed: %s; retrying with backoff", stream, code);
+}
+
+/* Settles a finished PutRecords call: frees what was delivered or refused
+ * for good, puts the rest back at the head of the queue in order. Lock held. */
+static void settle(struct kte_pipeline *p, struct kte_rec **recs, size_t n, enum kte_put_status st,
+                   const struct kte_rec_result *results, const char *code, int64_t now)
+{
+    struct kte_rec *retry_first = NULL, *retry_last = NULL;
+    size_t retry_n = 0, retry_bytes = 0, permanent = 0;
+    const char *perm_code = code;
+    for (size_t i = 0; i < n; i++) {
+        struct kte_rec *r = recs[i];
+        enum kte_rec_outcome o = st == KTE_PUT_OK          ? results[i].outcome
+                                 : st == KTE_PUT_PERMANENT ? KTE_REC_PERMANENT
+                                                           : KTE_REC_RETRY;
+        if (o == KTE_REC_OK) {
+            atomic_fetch_add(&p->metrics.delivered, 1);
+            atomic_fetch_add(&p->metrics.bytes_delivered, r->data_len);
+            free(r);
+        } else if (o == KTE_REC_PERMANENT) {
+            atomic_fetch_add(&p->metrics.dropped[KTE_DROP_PERMANENT], 1);
+            if (st == KTE_PUT_OK)
+                perm_code = results[i].error_code;
+            permanent++;
+            free(r);
+        } else {
+            r->attempts++;
+            atomic_fetch_add(&p->metrics.retried, 1);
+            r->next = NULL;
+            if (retry_last)
+                retry_last->next = r;
+            else
+                retry_first = r;
+            retry_last = r;
+            retry_n++;
+            retry_bytes += (size_t)r->data_len + r->pk_len;
+        }
+    }
+    if (st == KTE_PUT_OK)
+        atomic_fetch_add(&p->metrics.batches, 1);
+    else
+        atomic_fetch_add(&p->metrics.batches_failed, 1);
+
+    if (retry_first) {
+        retry_last->next = p->head;
+        p->head = retry_first;
+        if (!p->tail)
+            p->tail = retry_last;
+        p->count += retry_n;
+        p->bytes += retry_bytes;
+        const char *why = st == KTE_PUT_OK ? "some records throttled or failed" : code;
+        for (size_t i = 0; st == KTE_PUT_OK && i < n; i++)
+            if (results[i].outcome == KTE_REC_RETRY) {
+                why = results[i].error_code;
+                break;
+            }
+        log_failure(p, false, why, retry_n);
+        schedule_retry(p, now);
+    } else {
+        p->backoff_ms = 0;
+        p->next_attempt_ms = 0;
+    }
+    if (permanent)
+        log_failure(p, true, perm_code, permanent);
+    else if (!retry_first && p->last_error[0]) {
+        KTE_INFO("PutRecords succeeds again");
+        p->last_error[0] = '\0';
+    }
+    if (p->cfg->flush_mode == KTE_FLUSH_CONTINUOUS || p->flush_active)
+        p->last_flush_ms = now;
+}
+
+static void *sender_main(void *arg)
+{
+    struct kte_pipeline *p = arg;
+    struct kte_rec *recs[KTE_BATCH_MAX_RECORDS];
+    struct kte_rec_result *results = calloc(KTE_BATCH_MAX_RECORDS, sizeof *results);
+    if (!results) {
+        KTE_ERROR("out of memory starting the sender");
+        return NULL;
+    }
+    pthread_mutex_lock(&p->mu);
+    while (!p->stopping) {
+        int64_t now = kte_now_ms(), wake;
+        if (!should_send(p, now, &wake)) {
+            wait_until(p, wake);
+            continue;
+        }
+        size_t bytes;
+        size_t n = kte_batch_plan(p->head, &bytes);
+        for (size_t i = 0; i < n; i++) {
+            recs[i] = p->head;
+            p->head = p->head->next;
+        }
+        if (!p->head)
+            p->tail = NULL;
+        p->count -= n;
+        p->bytes -= bytes;
+        p->inflight = n;
+        p->inflight_min_seq = recs[0]->seq;
+        long timeout = p->cfg->request_timeout_ms;
+        if (p->flush_active && p->flush_deadline_ms - now < timeout)
+            timeout = (long)(p->flush_deadline_ms - now);
+        if (timeout < MIN_ATTEMPT_MS)
+            timeout = MIN_ATTEMPT_MS;
+        pthread_mutex_unlock(&p->mu);
+
+        char code[KTE_ERRCODE_MAX + 200];
+        enum kte_put_status st =
+            kte_kinesis_put(&p->kinesis, recs, n, timeout, results, code, sizeof code);
+
+        pthread_mutex_lock(&p->mu);
+        settle(p, recs, n, st, results, code, kte_now_ms());
+        p->inflight = 0;
+        pthread_cond_broadcast(&p->changed);
+    }
+    pthread_mutex_unlock(&p->mu);
+    free(results);
+    return NULL;
+}
+
+int kte_pipeline_start(struct kte_pipeline *p)
+{
+    if (pthread_create(&p->sender, NULL, sender_main, p) != 0)
+        return -1;
+    p->sender_started = true;
+    return 0;
+}
+
+void kte_pipeline_stop(struct kte_pipeline *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->stopping = true;
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->mu);
+    if (p->sender_started) {
+        pthread_join(p->sender, NULL);
+        p->sender_started = false;
+    }
+    pthread_mutex_lock(&p->mu);
+    if (p->count)
+        atomic_fetch_add(&p->metrics.dropped[KTE_DROP_SHUTDOWN], p->count);
+    while (p->head) {
+        struct kte_rec *r = p->head;
+        p->head = r->next;
+        free(r);
+    }
+    p->tail = NULL;
+    p->count = p->bytes = 0;
+    pthread_mutex_unlock(&p->mu);
+}
+
+void kte_pipeline_free(struct kte_pipeline *p)
+{
+    kte_pipeline_stop(p);
+    kte_kinesis_free(&p->kinesis);
+    kte_record_builder_free(&p->rb);
+    pthread_cond_destroy(&p->changed);
+    pthread_mutex_destroy(&p->mu);
+}

@@ -1,0 +1,226 @@
+/* kinesis-telemetry-extension: a Lambda external extension that ships every
+ * Telemetry API event to a Kinesis data stream.
+ *
+ * Threads: this one runs the lifecycle (register, subscribe, event/next);
+ * libmicrohttpd's thread receives telemetry; the pipeline's sender thread
+ * calls PutRecords; a signal thread turns SIGTERM/SIGINT into flush-and-exit. */
+#include "kte_config.h"
+#include "kte_flush.h"
+#include "kte_lambda_api.h"
+#include "kte_listener.h"
+#include "kte_log.h"
+#include "kte_pipeline.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SIGNAL_FLUSH_MS 1500
+
+struct app {
+    struct kte_config cfg;
+    struct kte_lambda_api api;
+    struct kte_pipeline pipeline;
+    struct kte_listener *listener;
+    bool pipeline_ready;
+    atomic_flag finishing;
+    sigset_t signals;
+};
+
+static void sleep_ms(int64_t ms)
+{
+    if (ms <= 0)
+        return;
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* Stops intake, settles the accounts, prints the metrics and ends the
+ * process. Only the first caller (lifecycle or signal thread) gets here. */
+__attribute__((noreturn)) static void finish(struct app *a, int code)
+{
+    if (a->listener)
+        kte_listener_stop(a->listener);
+    if (a->pipeline_ready) {
+        struct kte_pipeline *p = &a->pipeline;
+        kte_pipeline_stop(p);
+        struct kte_buf emf;
+        kte_buf_init(&emf);
+        if (kte_metrics_emf(&p->metrics, a->cfg.function_name, kte_now_ms(), &emf) == 0)
+            printf("%s\n", emf.data);
+        kte_buf_free(&emf);
+        uint64_t dropped = kte_metrics_dropped_total(&p->metrics);
+        if (dropped)
+            KTE_ERROR("%llu of %llu events could not be delivered (see the Dropped* metrics)",
+                      (unsigned long long)dropped,
+                      (unsigned long long)atomic_load(&p->metrics.received));
+    }
+    fflush(stdout);
+    fflush(stderr);
+    _exit(code);
+}
+
+static void *signal_main(void *arg)
+{
+    struct app *a = arg;
+    int sig = 0;
+    sigwait(&a->signals, &sig);
+    if (atomic_flag_test_and_set(&a->finishing))
+        return NULL; /* the lifecycle thread is already finishing */
+    KTE_INFO("signal %d: flushing and exiting", sig);
+    if (a->pipeline_ready)
+        kte_pipeline_flush(&a->pipeline, kte_now_ms() + SIGNAL_FLUSH_MS);
+    finish(a, 0);
+}
+
+static void on_invoke(struct app *a, const struct kte_next_event *ev)
+{
+    struct kte_pipeline *p = &a->pipeline;
+    kte_pipeline_set_request(p, ev->request_id);
+    struct kte_invoke_plan plan = kte_flush_plan_invoke(
+        &a->cfg, kte_now_ms(), kte_pipeline_last_flush_ms(p), ev->deadline_ms);
+    if (!plan.flush)
+        return;
+    /* Flush once the runtime is done, so that the invoke's own logs and its
+     * runtimeDone leave with it and nothing waits in a frozen environment. */
+    if (plan.wait_runtime_done &&
+        !kte_pipeline_wait_for(p, KTE_WAIT_RUNTIME_DONE, ev->request_id, plan.wait_until))
+        KTE_DEBUG("no platform.runtimeDone for %s before the wait ended", ev->request_id);
+    kte_pipeline_flush(p, kte_flush_invoke_flush_deadline(&a->cfg, kte_now_ms(), &plan));
+}
+
+__attribute__((noreturn)) static void on_shutdown(struct app *a, const struct kte_next_event *ev,
+                                                  const char *last_rid)
+{
+    struct kte_pipeline *p = &a->pipeline;
+    int64_t now = kte_now_ms();
+    struct kte_shutdown_plan plan =
+        kte_flush_plan_shutdown(&a->cfg, now, ev->deadline_ms, last_rid[0] != '\0');
+    KTE_INFO("SHUTDOWN (%s), %lld ms left", ev->shutdown_reason,
+             (long long)(ev->deadline_ms - now));
+    if (plan.wait_report)
+        kte_pipeline_wait_for(p, KTE_WAIT_REPORT, last_rid, plan.wait_until);
+    else
+        sleep_ms(plan.wait_until - now);
+    kte_pipeline_flush(p, plan.deadline);
+    if (atomic_flag_test_and_set(&a->finishing))
+        for (;;)
+            pause(); /* the signal thread is finishing */
+    finish(a, 0);
+}
+
+/* Reports a start-up failure to Lambda and exits non-zero. */
+__attribute__((noreturn)) static void init_fail(struct app *a, const char *type, const char *msg)
+{
+    KTE_ERROR("%s: %s", type, msg);
+    if (a->api.ext_id[0] && kte_lambda_report_error(&a->api, true, type, msg) != 0)
+        KTE_ERROR("could not report the init error to the Extensions API");
+    if (a->listener)
+        kte_listener_stop(a->listener);
+    fflush(stderr);
+    _exit(1);
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    static struct app a; /* large; lives for the whole process */
+    atomic_flag_clear(&a.finishing);
+
+    /* Block the termination signals in every thread; one thread waits for
+     * them. SIGPIPE must never kill us over a closed connection. */
+    sigemptyset(&a.signals);
+    sigaddset(&a.signals, SIGTERM);
+    sigaddset(&a.signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &a.signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    const char *slash = strrchr(argv[0], '/');
+    const char *name = slash ? slash + 1 : argv[0];
+    const char *runtime_api = getenv("AWS_LAMBDA_RUNTIME_API");
+    if (!runtime_api || !*runtime_api) {
+        fprintf(stderr,
+                "[%s] AWS_LAMBDA_RUNTIME_API is not set: this program is a Lambda "
+                "extension and runs inside a Lambda execution environment (or "
+                "tools/lambda-sim)\n",
+                name);
+        return 1;
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
+        kte_lambda_api_init(&a.api, runtime_api) != 0) {
+        fprintf(stderr, "[%s] cannot initialise libcurl\n", name);
+        return 1;
+    }
+
+    char errtype[64], msg[512];
+    int cfg_rc = kte_config_load(&a.cfg, kte_config_process_env, NULL, errtype, sizeof errtype, msg,
+                                 sizeof msg);
+    kte_log_set_level(cfg_rc == 0 ? (enum kte_log_level)a.cfg.log_level : KTE_LOG_WARN);
+
+    char err[512];
+    if (kte_lambda_register(&a.api, name, cfg_rc == 0 && a.cfg.managed_instances, err,
+                            sizeof err) != 0) {
+        KTE_ERROR("cannot register with the Extensions API: %s", err);
+        return 1;
+    }
+    if (cfg_rc != 0)
+        init_fail(&a, errtype, msg);
+
+    if (kte_pipeline_init(&a.pipeline, &a.cfg, err, sizeof err) != 0)
+        init_fail(&a, "Extension.InitFailed", err);
+    a.pipeline_ready = true;
+
+    /* An unguessable path: only whoever we tell it to (the Telemetry API)
+     * can post telemetry, not other code in the sandbox. */
+    char token[KTE_ENV_ID_LEN + 1], path[KTE_ENV_ID_LEN + 2];
+    if (kte_random_hex_id(token) != 0)
+        init_fail(&a, "Extension.InitFailed", "cannot read random bytes");
+    snprintf(path, sizeof path, "/%s", token);
+    a.listener = kte_listener_start(a.cfg.listener_host, a.cfg.listener_port, path,
+                                    (size_t)a.cfg.max_body_bytes, kte_pipeline_ingest, &a.pipeline,
+                                    &a.pipeline.metrics, err, sizeof err);
+    if (!a.listener)
+        init_fail(&a, "Extension.ListenerFailed", err);
+    if (kte_pipeline_start(&a.pipeline) != 0)
+        init_fail(&a, "Extension.InitFailed", "cannot start the sender thread");
+    pthread_t sig_thread;
+    if (pthread_create(&sig_thread, NULL, signal_main, &a) != 0)
+        init_fail(&a, "Extension.InitFailed", "cannot start the signal thread");
+    pthread_detach(sig_thread);
+
+    char uri[400];
+    const char *host =
+        strcmp(a.cfg.listener_host, "0.0.0.0") ? a.cfg.listener_host : "sandbox.localdomain";
+    snprintf(uri, sizeof uri, "http://%s:%d%s", host, kte_listener_port(a.listener), path);
+    if (kte_lambda_subscribe(&a.api, &a.cfg, uri, err, sizeof err) != 0)
+        init_fail(&a, "Extension.SubscribeFailed", err);
+    KTE_INFO("subscribed; environment %s, stream %s", a.pipeline.env_id,
+             a.cfg.stream_name[0] ? a.cfg.stream_name : a.cfg.stream_arn);
+
+    char last_rid[64] = "";
+    for (;;) {
+        struct kte_next_event ev;
+        if (kte_lambda_next(&a.api, &ev, err, sizeof err) != 0) {
+            /* Without the Extensions API there is no lifecycle left to follow. */
+            KTE_ERROR("%s; flushing and exiting", err);
+            kte_lambda_report_error(&a.api, false, "Extension.NextFailed", err);
+            if (atomic_flag_test_and_set(&a.finishing))
+                for (;;)
+                    pause();
+            kte_pipeline_flush(&a.pipeline, kte_now_ms() + SIGNAL_FLUSH_MS);
+            finish(&a, 1);
+        }
+        if (ev.type == KTE_NEXT_SHUTDOWN)
+            on_shutdown(&a, &ev, last_rid);
+        snprintf(last_rid, sizeof last_rid, "%s", ev.request_id);
+        on_invoke(&a, &ev);
+    }
+}
