@@ -1,0 +1,74 @@
+"""Fixtures for the integration suite (see harness.py for the helpers).
+
+* kinesis_local (session): one kinesis-local for the whole run, its log under
+  the pytest tmp dir (path printed on failure).
+* stream: a fresh 1-shard stream per test, deleted afterwards.
+* extension_bin / lambda_sim: paths of build/kinesis-telemetry-extension and
+  tools/lambda-sim/lambda-sim. A missing one FAILS the test; it is skipped
+  only when KTE_ALLOW_SKIP=1 is set (CI must never go green by skipping).
+"""
+
+import os
+import re
+import uuid
+
+import pytest
+
+import harness
+
+
+def require_executable(path, what):
+    if os.path.isfile(path) and os.access(path, os.X_OK):
+        return path
+    msg = f"{what} not found at {path} (build it first: make build)"
+    if os.environ.get("KTE_ALLOW_SKIP") == "1":
+        pytest.skip(msg + "; skipped because KTE_ALLOW_SKIP=1")
+    pytest.fail(msg + " -- set KTE_ALLOW_SKIP=1 to skip instead", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def extension_bin():
+    return require_executable(harness.EXTENSION, "the extension binary")
+
+
+@pytest.fixture(scope="session")
+def lambda_sim():
+    return require_executable(harness.LAMBDA_SIM, "lambda-sim")
+
+
+@pytest.fixture(scope="session")
+def kinesis_local(tmp_path_factory):
+    log = tmp_path_factory.mktemp("kinesis-local") / "kinesis-local.log"
+    kl = harness.KinesisLocal(log_path=log)
+    try:
+        kl.start()
+    except harness.HarnessError as e:
+        pytest.fail(f"kinesis-local: {e}", pytrace=False)
+    yield kl
+    kl.stop()
+
+
+def stream_name(label):
+    label = re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-")[:80]
+    return f"kte-{label}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def stream(kinesis_local, request):
+    name = stream_name(request.node.name)
+    kinesis_local.create_stream(name)
+    yield name
+    try:
+        kinesis_local.delete_stream(name)
+    except Exception:
+        pass  # kinesis-local is gone or the stream already deleted
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed and "kinesis_local" in getattr(item, "fixturenames", ()):
+        kl = item.funcargs.get("kinesis_local") if hasattr(item, "funcargs") else None
+        if kl is not None:
+            rep.sections.append(("kinesis-local log", f"{kl.log_path}\n{kl.log_tail(20)}"))

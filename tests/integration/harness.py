@@ -1,0 +1,641 @@
+"""Integration harness: kinesis-local, Kinesis helpers and lambda-sim runner.
+
+Importable by the pytest suite (tests/integration is on sys.path there) and by
+scripts (``/usr/bin/python3 tests/integration/kinesis_cli.py ...``). Debian
+python3 + python3-botocore only; all traffic goes to 127.0.0.1.
+
+Main pieces:
+
+* ``free_port()`` / ``free_ports(n)``: unused TCP ports on 127.0.0.1.
+* ``KinesisLocal``: starts tools/kinesis-local (kinesis-mock 0.6.2 on Node) on
+  free loopback ports, waits until it answers ListStreams, stops it (SIGTERM,
+  then SIGKILL of its process group). Its output goes to ``log_path``.
+* ``Kinesis(endpoint)``: botocore client wrapper with dummy credentials;
+  ``create_stream(name, shards=1)`` (waits for ACTIVE), ``read_all(stream)``
+  (every record of every shard from TRIM_HORIZON), ``delete_stream``.
+  ``KinesisLocal`` delegates the same methods to its own ``Kinesis``.
+* ``run_sim(...)`` / ``start_sim(...)``: build and run the lambda-sim command
+  line; ``run_sim`` returns ``SimResult(exit_code, summary, stdout, stderr)``.
+* ``kte_env(...)``: the extension's KTE_* environment for a test.
+* ``find_processes_by_exe(exe, ancestor=pid)``: /proc scan used to deliver
+  signals to the extension started by one particular sim.
+* ``parse_envelope(record)`` / ``raw_event_text(data)``: decode the
+  extension's Kinesis record format.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence
+
+REPO = Path(__file__).resolve().parents[2]
+KINESIS_LOCAL_DIR = REPO / "tools" / "kinesis-local"
+KINESIS_LOCAL_MAIN = KINESIS_LOCAL_DIR / "node_modules" / "kinesis-local" / "main.js"
+KINESIS_LOCAL_SHIM = KINESIS_LOCAL_DIR / "loopback-only.js"
+EXTENSION = REPO / "build" / "kinesis-telemetry-extension"
+EXTENSION_NAME = "kinesis-telemetry-extension"
+LAMBDA_SIM = REPO / "tools" / "lambda-sim" / "lambda-sim"
+BOOTSTRAP = REPO / "examples" / "function" / "bootstrap"
+RECORDER = Path(__file__).resolve().parent / "recorder-extension"
+
+LOOPBACK = "127.0.0.1"
+REGION = "us-east-1"
+DUMMY_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+    "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+}
+
+
+class HarnessError(RuntimeError):
+    """The harness itself could not do its job (not a product failure)."""
+
+
+# --------------------------------------------------------------------------
+# ports
+
+
+def free_ports(n: int, host: str = LOOPBACK) -> List[int]:
+    """Return n distinct TCP ports that were free on host a moment ago."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((host, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    return free_ports(1, host)[0]
+
+
+def port_open(port: int, host: str = LOOPBACK, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------
+# processes
+
+
+def _kill_group(proc: subprocess.Popen, term_wait: float = 5.0) -> None:
+    """SIGTERM the process group of proc, SIGKILL it if still there."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=term_wait)
+        except subprocess.TimeoutExpired:
+            pass
+    # Also kill stragglers left in the group after the leader went away.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)
+
+
+def _proc_exe(pid: int) -> Optional[str]:
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None
+    if exe.endswith(" (deleted)"):
+        exe = exe[: -len(" (deleted)")]
+    return exe
+
+
+def _proc_ppid(pid: int) -> Optional[int]:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    # pid (comm) state ppid ...; comm may contain spaces and parentheses.
+    rest = stat[stat.rfind(")") + 2 :].split()
+    return int(rest[1]) if len(rest) > 1 else None
+
+
+def find_processes_by_exe(exe: os.PathLike | str, ancestor: Optional[int] = None) -> List[int]:
+    """PIDs whose /proc/PID/exe is exe, optionally only descendants of ancestor."""
+    want = os.path.realpath(exe)
+    pids = [int(d) for d in os.listdir("/proc") if d.isdigit()]
+    found = []
+    for pid in pids:
+        if _proc_exe(pid) != want:
+            continue
+        if ancestor is not None:
+            p, hops = pid, 0
+            while p and p != ancestor and hops < 64:
+                p, hops = _proc_ppid(p), hops + 1
+            if p != ancestor:
+                continue
+        found.append(pid)
+    return sorted(found)
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.05, what: str = "condition"):
+    """Poll predicate until it returns a truthy value; HarnessError on timeout.
+
+    Only used to wait for things to *happen* (a port to open, a file line to
+    appear); the timeouts are generous hang guards, never speed assertions.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise HarnessError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+# --------------------------------------------------------------------------
+# Kinesis
+
+
+def kinesis_client(endpoint: str, region: str = REGION):
+    import botocore.config
+    import botocore.session
+
+    session = botocore.session.Session()
+    # Ignore the user's ~/.aws and AWS_* variables: dummy credentials only.
+    session.set_config_variable("config_file", os.devnull)
+    session.set_config_variable("credentials_file", os.devnull)
+    config = botocore.config.Config(
+        retries={"max_attempts": 3, "mode": "standard"},
+        connect_timeout=10,
+        read_timeout=60,
+    )
+    return session.create_client(
+        "kinesis",
+        region_name=region,
+        endpoint_url=endpoint,
+        aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        config=config,
+    )
+
+
+class Kinesis:
+    """Thin helpers over a botocore Kinesis client for one endpoint."""
+
+    def __init__(self, endpoint: str, region: str = REGION):
+        self.endpoint = endpoint
+        self.region = region
+        self.client = kinesis_client(endpoint, region)
+
+    def list_streams(self) -> List[str]:
+        names: List[str] = []
+        kwargs: Dict[str, Any] = {}
+        while True:
+            resp = self.client.list_streams(**kwargs)
+            names += resp["StreamNames"]
+            if not resp.get("HasMoreStreams"):
+                return names
+            kwargs = {"ExclusiveStartStreamName": names[-1]}
+
+    def stream_status(self, name: str) -> str:
+        return self.client.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"][
+            "StreamStatus"
+        ]
+
+    def create_stream(self, name: str, shards: int = 1, timeout: float = 60.0) -> str:
+        """Create a provisioned stream and wait until it is ACTIVE; returns its ARN."""
+        self.client.create_stream(StreamName=name, ShardCount=shards)
+        wait_for(lambda: self.stream_status(name) == "ACTIVE", timeout, what=f"stream {name} ACTIVE")
+        return self.client.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"][
+            "StreamARN"
+        ]
+
+    def delete_stream(self, name: str) -> None:
+        self.client.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
+
+    def list_shards(self, stream: str) -> List[str]:
+        shards: List[str] = []
+        kwargs: Dict[str, Any] = {"StreamName": stream}
+        while True:
+            resp = self.client.list_shards(**kwargs)
+            shards += [s["ShardId"] for s in resp["Shards"]]
+            token = resp.get("NextToken")
+            if not token:
+                return sorted(shards)
+            kwargs = {"NextToken": token}
+
+    def put_records(self, stream: str, records: Iterable[tuple]) -> dict:
+        """records: (data bytes, partition key) pairs. Returns the response."""
+        return self.client.put_records(
+            StreamName=stream, Records=[{"Data": d, "PartitionKey": k} for d, k in records]
+        )
+
+    def read_all(self, stream: str, max_calls_per_shard: int = 10000) -> List[dict]:
+        """Every record in every shard from TRIM_HORIZON until caught up.
+
+        Returns dicts {data: bytes, partition_key, sequence_number, shard,
+        arrival} ordered by shard id, then sequence number.
+        """
+        out: List[dict] = []
+        for shard in self.list_shards(stream):
+            it = self.client.get_shard_iterator(
+                StreamName=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            for _ in range(max_calls_per_shard):
+                if not it:
+                    break  # closed shard fully read
+                resp = self.client.get_records(ShardIterator=it, Limit=10000)
+                for r in resp["Records"]:
+                    out.append(
+                        {
+                            "data": bytes(r["Data"]),
+                            "partition_key": r["PartitionKey"],
+                            "sequence_number": r["SequenceNumber"],
+                            "shard": shard,
+                            "arrival": r.get("ApproximateArrivalTimestamp"),
+                        }
+                    )
+                it = resp.get("NextShardIterator")
+                if not resp["Records"] and resp.get("MillisBehindLatest", 0) == 0:
+                    break
+            else:
+                raise HarnessError(f"read_all({stream}): shard {shard} not caught up")
+        return out
+
+
+class KinesisLocal:
+    """kinesis-local on free loopback ports, as a context manager.
+
+    with KinesisLocal(log_path=tmp / "kinesis-local.log") as kl:
+        kl.create_stream("s"); kl.endpoint  # http://127.0.0.1:<port>
+    """
+
+    def __init__(
+        self,
+        log_path: Optional[os.PathLike | str] = None,
+        plain_port: Optional[int] = None,
+        tls_port: Optional[int] = None,
+        log_level: str = "INFO",
+        startup_timeout: float = 90.0,
+        node: Optional[str] = None,
+        extra_env: Optional[Dict[str, str]] = None,
+    ):
+        self.log_path = Path(log_path) if log_path else Path(tempfile.mkdtemp(prefix="kinesis-local-")) / "kinesis-local.log"
+        self._fixed_ports = (plain_port, tls_port)
+        self.plain_port: Optional[int] = None
+        self.tls_port: Optional[int] = None
+        self.log_level = log_level
+        self.startup_timeout = startup_timeout
+        self.node = node or os.environ.get("KINESIS_LOCAL_NODE") or "node"
+        self.extra_env = dict(extra_env or {})
+        self.proc: Optional[subprocess.Popen] = None
+        self._kinesis: Optional[Kinesis] = None
+
+    # -- lifecycle
+    @property
+    def endpoint(self) -> str:
+        return f"http://{LOOPBACK}:{self.plain_port}"
+
+    @property
+    def kinesis(self) -> Kinesis:
+        if self._kinesis is None:
+            self._kinesis = Kinesis(self.endpoint)
+        return self._kinesis
+
+    def _env(self) -> Dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KINESIS_MOCK_"))}
+        env.update(
+            {
+                "KINESIS_MOCK_PLAIN_PORT": str(self.plain_port),
+                "KINESIS_MOCK_TLS_PORT": str(self.tls_port),
+                "KINESIS_MOCK_CERT_PATH": str(KINESIS_LOCAL_MAIN.parent / "server.json"),
+                "KINESIS_LOCAL_HOST": LOOPBACK,
+                "CREATE_STREAM_DURATION": "0ms",
+                "DELETE_STREAM_DURATION": "0ms",
+                "UPDATE_SHARD_COUNT_DURATION": "0ms",
+                "SHARD_LIMIT": "10000",
+                "ON_DEMAND_STREAM_COUNT_LIMIT": "1000",
+                "SHOULD_PERSIST_DATA": "false",
+                "LOAD_DATA_IF_EXISTS": "false",
+                "LOG_LEVEL": self.log_level,
+                "ROOT_LOG_LEVEL": "ERROR",
+                "AWS_REGION": REGION,
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> "KinesisLocal":
+        if not KINESIS_LOCAL_MAIN.is_file():
+            raise HarnessError(
+                f"{KINESIS_LOCAL_MAIN} is missing: run `make deps` (scripts/install-deps.sh)"
+            )
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        attempts = 1 if all(self._fixed_ports) else 3
+        last_error: Optional[Exception] = None
+        for _ in range(attempts):
+            ports = free_ports(2)
+            self.plain_port = self._fixed_ports[0] or ports[0]
+            self.tls_port = self._fixed_ports[1] or ports[1]
+            log = open(self.log_path, "ab")
+            try:
+                self.proc = subprocess.Popen(
+                    [self.node, "--require", str(KINESIS_LOCAL_SHIM), str(KINESIS_LOCAL_MAIN)],
+                    cwd=str(KINESIS_LOCAL_MAIN.parent),
+                    env=self._env(),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            finally:
+                log.close()
+            try:
+                self._wait_ready()
+                self._kinesis = None
+                return self
+            except HarnessError as e:  # e.g. a port grabbed by someone else meanwhile
+                last_error = e
+                self.stop()
+        raise HarnessError(f"kinesis-local did not start: {last_error}; log: {self.log_tail()}")
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        client = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise HarnessError(f"kinesis-local exited with {self.proc.returncode}")
+            if port_open(self.plain_port):
+                if client is None:
+                    client = kinesis_client(self.endpoint)
+                try:
+                    client.list_streams()
+                    client.close()
+                    return
+                except Exception:  # not ready yet
+                    pass
+            time.sleep(0.05)
+        raise HarnessError(f"kinesis-local not answering after {self.startup_timeout:.0f}s")
+
+    def stop(self) -> None:
+        # kinesis-local only exits on SIGTERM once its keep-alive connections
+        # are closed: close ours, and SIGKILL after 2 s for anybody else's
+        # (nothing is persisted, so a kill loses nothing).
+        if self._kinesis is not None:
+            with contextlib.suppress(Exception):
+                self._kinesis.client.close()
+            self._kinesis = None
+        if self.proc is not None:
+            _kill_group(self.proc, term_wait=2.0)
+            self.proc = None
+
+    def __enter__(self) -> "KinesisLocal":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    # -- delegation to Kinesis
+    def create_stream(self, name: str, shards: int = 1, timeout: float = 60.0) -> str:
+        return self.kinesis.create_stream(name, shards, timeout)
+
+    def delete_stream(self, name: str) -> None:
+        self.kinesis.delete_stream(name)
+
+    def read_all(self, stream: str) -> List[dict]:
+        return self.kinesis.read_all(stream)
+
+    def list_shards(self, stream: str) -> List[str]:
+        return self.kinesis.list_shards(stream)
+
+    def put_records(self, stream: str, records: Iterable[tuple]) -> dict:
+        return self.kinesis.put_records(stream, records)
+
+
+# --------------------------------------------------------------------------
+# the extension's record format
+
+
+def raw_event_text(data: bytes) -> bytes:
+    """The bytes of the envelope's "event" value exactly as stored."""
+    key = b',"event":'
+    i = data.find(key)
+    if i < 0:
+        raise ValueError("no top-level \"event\" member found")
+    start = i + len(key)
+    text = data.decode("utf-8")
+    # raw_decode works on str indices; map the byte offset to a str offset.
+    sstart = len(data[:start].decode("utf-8"))
+    _, send = json.JSONDecoder().raw_decode(text, sstart)
+    return text[sstart:send].encode("utf-8")
+
+
+def parse_envelope(record: dict) -> dict:
+    """json.loads the record's data, with the record's metadata attached."""
+    env = json.loads(record["data"].decode("utf-8"))
+    env["_partition_key"] = record["partition_key"]
+    env["_shard"] = record["shard"]
+    env["_sequence_number"] = record["sequence_number"]
+    return env
+
+
+# --------------------------------------------------------------------------
+# lambda-sim
+
+
+class SimResult(NamedTuple):
+    exit_code: int
+    summary: Optional[dict]
+    stdout: str
+    stderr: str
+
+    def describe(self, limit: int = 4000) -> str:
+        """Everything useful for an assertion message."""
+        return (
+            f"lambda-sim exit code {self.exit_code}\n"
+            f"--- summary ---\n{json.dumps(self.summary, indent=1)[:limit]}\n"
+            f"--- stdout (tail) ---\n{self.stdout[-limit:]}\n"
+            f"--- stderr (tail) ---\n{self.stderr[-limit:]}"
+        )
+
+
+def kte_env(
+    stream: Optional[str],
+    endpoint: str,
+    listener_port: Optional[int] = None,
+    **overrides: Any,
+) -> Dict[str, str]:
+    """The extension's environment for tests: fast buffering, loopback only.
+
+    Keyword overrides are KTE_* names without the prefix, e.g.
+    kte_env(s, ep, port, FLUSH="end", LOG_LEVEL="debug"); a value of None
+    removes the variable.
+    """
+    env = {
+        "KTE_ENDPOINT": endpoint,
+        "KTE_LISTENER_HOST": LOOPBACK,
+        "KTE_LISTENER_PORT": str(listener_port or free_port()),
+        "KTE_BUFFER_TIMEOUT_MS": "25",
+    }
+    if stream is not None:
+        env["KTE_STREAM_NAME"] = stream
+    for k, v in overrides.items():
+        name = k if k.startswith("KTE_") else "KTE_" + k
+        if v is None:
+            env.pop(name, None)
+        else:
+            env[name] = str(v)
+    return env
+
+
+def sim_command(
+    *,
+    extensions: Sequence[os.PathLike | str] = (),
+    bootstrap: os.PathLike | str = BOOTSTRAP,
+    invokes: Optional[int] = None,
+    event: Optional[Any] = None,
+    idle_ms: Optional[int] = None,
+    log_format: Optional[str] = None,
+    env: Optional[Dict[str, str]] = None,
+    shutdown_reason: Optional[str] = None,
+    mode: Optional[str] = None,
+    summary: Optional[os.PathLike | str] = None,
+    timeout: Optional[int] = None,
+    function_name: Optional[str] = None,
+    region: Optional[str] = None,
+    memory_mb: Optional[int] = None,
+    verbose: bool = False,
+    sim: os.PathLike | str = LAMBDA_SIM,
+    extra_args: Sequence[str] = (),
+) -> List[str]:
+    """The lambda-sim argv for these options (None = the sim's default)."""
+    cmd = [str(sim)]
+    for ext in extensions:
+        cmd += ["--extension", str(ext)]
+    cmd += ["--bootstrap", str(bootstrap)]
+    if invokes is not None:
+        cmd += ["--invokes", str(invokes)]
+    if event is not None:
+        cmd += ["--event", event if isinstance(event, str) else json.dumps(event)]
+    if idle_ms is not None:
+        cmd += ["--idle-ms", str(idle_ms)]
+    if log_format is not None:
+        cmd += ["--log-format", log_format]
+    for k, v in (env or {}).items():
+        cmd += ["--env", f"{k}={v}"]
+    if shutdown_reason is not None:
+        cmd += ["--shutdown-reason", shutdown_reason]
+    if mode is not None:
+        cmd += ["--mode", mode]
+    if summary is not None:
+        cmd += ["--summary", str(summary)]
+    if timeout is not None:
+        cmd += ["--timeout", str(timeout)]
+    if function_name is not None:
+        cmd += ["--function-name", function_name]
+    if region is not None:
+        cmd += ["--region", region]
+    if memory_mb is not None:
+        cmd += ["--memory-mb", str(memory_mb)]
+    if verbose:
+        cmd.append("--verbose")
+    cmd += list(extra_args)
+    return cmd
+
+
+def sim_process_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """The sim's own environment: ours minus AWS_*/KTE_*, plus dummy credentials."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KTE_"))}
+    env.update(DUMMY_CREDENTIALS)
+    env.update(extra or {})
+    return env
+
+
+class SimRun:
+    """A lambda-sim process started by start_sim(); call wait() for the result."""
+
+    def __init__(self, cmd: List[str], workdir: Path, summary_path: Path, env: Dict[str, str], cwd: Path):
+        self.cmd = cmd
+        self.workdir = workdir
+        self.summary_path = summary_path
+        self.stdout_path = workdir / "sim.stdout"
+        self.stderr_path = workdir / "sim.stderr"
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                cmd, cwd=str(cwd), env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                start_new_session=True,
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def poll(self) -> Optional[int]:
+        return self.proc.poll()
+
+    def wait(self, run_timeout: float = 300.0) -> SimResult:
+        """Wait for the sim; on a hang past run_timeout kill it and raise."""
+        try:
+            code = self.proc.wait(timeout=run_timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(self.proc, term_wait=2.0)
+            raise HarnessError(
+                f"lambda-sim still running after {run_timeout:.0f}s (hang), killed:\n"
+                + self._result(-9).describe()
+            )
+        finally:
+            # Anything the sim left behind in its process group is ours to end.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        return self._result(code)
+
+    def _result(self, code: int) -> SimResult:
+        summary = None
+        try:
+            summary = json.loads(self.summary_path.read_text())
+        except (OSError, ValueError):
+            pass
+        return SimResult(
+            code,
+            summary,
+            self.stdout_path.read_text(errors="replace"),
+            self.stderr_path.read_text(errors="replace"),
+        )
+
+    def kill(self) -> None:
+        _kill_group(self.proc, term_wait=2.0)
+
+
+def start_sim(*, workdir: Optional[os.PathLike | str] = None, process_env: Optional[Dict[str, str]] = None,
+              cwd: os.PathLike | str = REPO, **options: Any) -> SimRun:
+    """Start lambda-sim with sim_command(**options); summary goes to workdir."""
+    wd = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="lambda-sim-"))
+    wd.mkdir(parents=True, exist_ok=True)
+    summary = Path(options.pop("summary", None) or wd / "summary.json")
+    with contextlib.suppress(FileNotFoundError):
+        summary.unlink()
+    cmd = sim_command(summary=summary, **options)
+    (wd / "sim.cmd").write_text(" ".join(cmd) + "\n")
+    return SimRun(cmd, wd, summary, sim_process_env(process_env), Path(cwd))
+
+
+def run_sim(*, run_timeout: float = 300.0, **kwargs: Any) -> SimResult:
+    """Run lambda-sim to completion: (exit code, parsed summary, stdout, stderr)."""
+    return start_sim(**kwargs).wait(run_timeout)
