@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Test runtime (custom runtime speaking the Runtime API 2018-06-01).
+
+Behaviour comes from RT_* environment variables (given with lambda-sim --env):
+  RT_OUT        file: one JSON line per invoke (headers, event, times) + "env" line at start
+  RT_LINES      lines printed per invoke on stdout (default 3), "fn <requestId> <i>"
+  RT_ERR_LINES  lines printed per invoke on stderr, "err <requestId> <i>"
+  RT_INIT_LINES lines printed during init, "init <i>"
+  RT_JSON_LINE  if set, also print this JSON object line per invoke
+  RT_SLEEP_MS   sleep before responding
+  RT_MODE       ok | error | timeout | crash | init-error | init-crash | ignore-term
+  RT_WORKERS    threads calling next concurrently (managed instances)
+"""
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import urllib.request
+
+API = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime"
+OUT = os.environ.get("RT_OUT")
+MODE = os.environ.get("RT_MODE", "ok")
+LINES = int(os.environ.get("RT_LINES", "3"))
+ERR_LINES = int(os.environ.get("RT_ERR_LINES", "0"))
+SLEEP = int(os.environ.get("RT_SLEEP_MS", "0")) / 1000.0
+JSON_LINE = os.environ.get("RT_JSON_LINE")
+lock = threading.Lock()
+
+
+def record(obj):
+    if not OUT:
+        return
+    with lock, open(OUT, "a") as f:
+        f.write(json.dumps(obj) + "\n")
+
+
+def call(method, path, body=None, headers=None):
+    req = urllib.request.Request(API + path, data=body, method=method, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=600) as r:
+        return r.status, dict(r.headers), r.read()
+
+
+def worker():
+    # deliver SIGTERM to the main thread (a signal taken by a thread blocked in recv
+    # would leave the main thread asleep)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    while True:
+        status, headers, body = call("GET", "/invocation/next")
+        rid = headers["Lambda-Runtime-Aws-Request-Id"]
+        record({"k": "invoke", "t": time.time(), "headers": headers, "event": json.loads(body)})
+        with lock:
+            for i in range(LINES):
+                sys.stdout.write("fn %s %d\n" % (rid, i))
+            if JSON_LINE:
+                sys.stdout.write(JSON_LINE + "\n")
+            sys.stdout.flush()
+            for i in range(ERR_LINES):
+                sys.stderr.write("err %s %d\n" % (rid, i))
+            sys.stderr.flush()
+        if SLEEP:
+            time.sleep(SLEEP)
+        if MODE == "timeout":
+            time.sleep(3600)
+        if MODE == "crash":
+            os._exit(3)
+        if MODE == "error":
+            st, _, rb = call("POST", "/invocation/%s/error" % rid,
+                             json.dumps({"errorMessage": "boom", "errorType": "MyError"}).encode(),
+                             {"Lambda-Runtime-Function-Error-Type": "MyError"})
+        else:
+            st, _, rb = call("POST", "/invocation/%s/response" % rid, body)
+        record({"k": "posted", "t": time.time(), "requestId": rid, "status": st, "body": rb.decode()})
+
+
+def main():
+    try:
+        resolved = socket.gethostbyname("sandbox.localdomain")
+    except OSError:
+        resolved = None
+    record({"k": "env", "env": dict(os.environ), "cwd": os.getcwd(), "resolved": resolved, "pid": os.getpid()})
+    if MODE == "ignore-term":
+        signal.signal(signal.SIGTERM, lambda *a: record({"k": "sigterm", "t": time.time()}))
+    else:
+        def on_term(*a):
+            record({"k": "sigterm", "t": time.time()})
+            os._exit(0)
+        signal.signal(signal.SIGTERM, on_term)
+    for i in range(int(os.environ.get("RT_INIT_LINES", "0"))):
+        print("init %d" % i, flush=True)
+    if MODE == "init-error":
+        st, _, rb = call("POST", "/init/error", json.dumps({"errorMessage": "bad init", "errorType": "InitBoom"}).encode(),
+                         {"Lambda-Runtime-Function-Error-Type": "InitBoom"})
+        record({"k": "init-error", "status": st, "body": rb.decode()})
+        sys.exit(1)
+    if MODE == "init-crash":
+        sys.exit(7)
+    n = int(os.environ.get("RT_WORKERS", "1"))
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(n)]
+    for t in threads:
+        t.start()
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main()
