@@ -129,13 +129,30 @@ def _proc_ppid(pid: int) -> Optional[int]:
     return int(rest[1]) if len(rest) > 1 else None
 
 
-def find_processes_by_exe(exe: os.PathLike | str, ancestor: Optional[int] = None) -> List[int]:
-    """PIDs whose /proc/PID/exe is exe, optionally only descendants of ancestor."""
-    want = os.path.realpath(exe)
+def _proc_argv(pid: int) -> List[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+def find_processes(
+    exe: Optional[os.PathLike | str] = None,
+    ancestor: Optional[int] = None,
+    argv_contains: Optional[str] = None,
+) -> List[int]:
+    """PIDs whose /proc/PID/exe is exe and/or whose argv has the element
+    argv_contains, optionally only descendants of ancestor."""
+    want = os.path.realpath(exe) if exe is not None else None
     pids = [int(d) for d in os.listdir("/proc") if d.isdigit()]
     found = []
     for pid in pids:
-        if _proc_exe(pid) != want:
+        if pid == os.getpid():
+            continue
+        if want is not None and _proc_exe(pid) != want:
+            continue
+        if argv_contains is not None and argv_contains not in _proc_argv(pid):
             continue
         if ancestor is not None:
             p, hops = pid, 0
@@ -145,6 +162,21 @@ def find_processes_by_exe(exe: os.PathLike | str, ancestor: Optional[int] = None
                 continue
         found.append(pid)
     return sorted(found)
+
+
+def find_processes_by_exe(exe: os.PathLike | str, ancestor: Optional[int] = None) -> List[int]:
+    """PIDs whose /proc/PID/exe is exe, optionally only descendants of ancestor."""
+    return find_processes(exe=exe, ancestor=ancestor)
+
+
+def process_exited(pid: int) -> bool:
+    """True when pid is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode("ascii", "replace")
+    except OSError:
+        return True
+    return stat[stat.rfind(")") + 2 :].split()[0] in ("Z", "X")
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.05, what: str = "condition"):
@@ -456,6 +488,65 @@ def parse_envelope(record: dict) -> dict:
     return env
 
 
+def split_raw_json_array(text: str) -> List[str]:
+    """The exact text of each element of a JSON array, in order."""
+    dec = json.JSONDecoder()
+    i = text.index("[") + 1
+    out: List[str] = []
+    n = len(text)
+
+    def skip_ws(j: int) -> int:
+        while j < n and text[j] in " \t\r\n":
+            j += 1
+        return j
+
+    i = skip_ws(i)
+    if i < n and text[i] == "]":
+        return out
+    while True:
+        i = skip_ws(i)
+        _, end = dec.raw_decode(text, i)
+        out.append(text[i:end])
+        i = skip_ws(end)
+        if text[i] == ",":
+            i += 1
+            continue
+        if text[i] == "]":
+            return out
+        raise ValueError(f"bad JSON array at {i}")
+
+
+def read_telemetry_log(path: os.PathLike | str, subscriber: Optional[str] = None) -> List[bytes]:
+    """Every event lambda-sim delivered (--telemetry-log), as the exact bytes
+    posted, in delivery order; only those to subscriber when given."""
+    out: List[bytes] = []
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return out
+    with f:
+        for raw in f:
+            if not raw.endswith(b"\n"):
+                break  # a line still being written
+            line = raw.decode("utf-8")
+            head = json.JSONDecoder().raw_decode(line[: line.index(',"events":')] + "}")[0]
+            if subscriber is not None and head["subscriber"] != subscriber:
+                continue
+            body = line[line.index(',"events":') + len(',"events":') : line.rstrip("\n").rindex("}")]
+            out += [e.encode("utf-8") for e in split_raw_json_array(body)]
+    return out
+
+
+def emf_lines(sim_stderr: str, process: str = EXTENSION_NAME) -> List[dict]:
+    """CloudWatch EMF objects a process printed, from lambda-sim --verbose stderr."""
+    prefix = f"[{process}] "
+    out = []
+    for line in sim_stderr.splitlines():
+        if line.startswith(prefix + "{") and '"_aws"' in line:
+            out.append(json.loads(line[len(prefix) :]))
+    return out
+
+
 # --------------------------------------------------------------------------
 # lambda-sim
 
@@ -521,7 +612,8 @@ def sim_command(
     function_name: Optional[str] = None,
     region: Optional[str] = None,
     memory_mb: Optional[int] = None,
-    verbose: bool = False,
+    telemetry_log: Optional[os.PathLike | str] = None,
+    verbose: int = 0,
     sim: os.PathLike | str = LAMBDA_SIM,
     extra_args: Sequence[str] = (),
 ) -> List[str]:
@@ -554,8 +646,9 @@ def sim_command(
         cmd += ["--region", region]
     if memory_mb is not None:
         cmd += ["--memory-mb", str(memory_mb)]
-    if verbose:
-        cmd.append("--verbose")
+    if telemetry_log is not None:
+        cmd += ["--telemetry-log", str(telemetry_log)]
+    cmd += ["--verbose"] * int(verbose)
     cmd += list(extra_args)
     return cmd
 

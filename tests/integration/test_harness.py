@@ -119,7 +119,8 @@ def test_sim_command_line():
         function_name="fn",
         region="eu-west-1",
         memory_mb=256,
-        verbose=True,
+        telemetry_log="/tmp/t.log",
+        verbose=2,
         sim="/sim",
     )
     assert cmd == [
@@ -127,7 +128,7 @@ def test_sim_command_line():
         "--invokes", "5", "--event", '{"k": 1}', "--idle-ms", "10", "--log-format", "json",
         "--env", "A=1", "--env", "B=x=y", "--shutdown-reason", "spindown", "--mode", "on-demand",
         "--summary", "/tmp/s.json", "--timeout", "7", "--function-name", "fn", "--region", "eu-west-1",
-        "--memory-mb", "256", "--verbose",
+        "--memory-mb", "256", "--telemetry-log", "/tmp/t.log", "--verbose", "--verbose",
     ]
     assert harness.sim_command(bootstrap="/b", sim="/s") == ["/s", "--bootstrap", "/b"]
 
@@ -187,3 +188,35 @@ def test_find_processes_by_exe():
         other.kill()
         parent.wait()
         other.wait()
+
+
+def test_split_raw_json_array():
+    assert harness.split_raw_json_array("[]") == []
+    assert harness.split_raw_json_array(' [ {"a": [1,2]} , "x,]" ,3]') == ['{"a": [1,2]}', '"x,]"', "3"]
+
+
+def test_read_telemetry_log(tmp_path):
+    log = tmp_path / "t.log"
+    log.write_bytes(
+        b'{"subscriber":"a","time":"t1","events":[{"type":"function","record":"caf\xc3\xa9 }"},{"x":1}]}\n'
+        b'{"subscriber":"b","time":"t2","events":[{"y":2}]}\n'
+        b'{"subscriber":"a","time":"t3","events":[{"z": 3}]}\n'
+        b'{"subscriber":"a","time":"t4","events":[{"partial'
+    )
+    assert harness.read_telemetry_log(log, "a") == [
+        b'{"type":"function","record":"caf\xc3\xa9 }"}', b'{"x":1}', b'{"z": 3}'
+    ]
+    assert harness.read_telemetry_log(log) == [
+        b'{"type":"function","record":"caf\xc3\xa9 }"}', b'{"x":1}', b'{"y":2}', b'{"z": 3}'
+    ]
+    assert harness.read_telemetry_log(tmp_path / "missing") == []
+
+
+def test_emf_lines():
+    err = (
+        "lambda-sim: invoke 1 x success\n"
+        '[kinesis-telemetry-extension] {"_aws":{"Timestamp":1},"EventsReceived":3}\n'
+        '[other] {"_aws":{},"EventsReceived":9}\n'
+        "[kinesis-telemetry-extension] plain log line\n"
+    )
+    assert harness.emf_lines(err) == [{"_aws": {"Timestamp": 1}, "EventsReceived": 3}]
