@@ -243,6 +243,7 @@ int kte_event_parse(const char *body, size_t len, struct kte_event_list *out, ch
         return -1;
     }
     yajl_status st = yajl_parse(s.h, (const unsigned char *)body, len);
+    size_t at = yajl_get_bytes_consumed(s.h);
     if (st == yajl_status_ok)
         st = yajl_complete_parse(s.h);
     int rc = 0;
@@ -251,11 +252,13 @@ int kte_event_parse(const char *body, size_t len, struct kte_event_list *out, ch
         rc = -1;
     } else if (st != yajl_status_ok) {
         unsigned char *msg = yajl_get_error(s.h, 0, (const unsigned char *)body, len);
-        size_t at = yajl_get_bytes_consumed(s.h);
         snprintf(err, errlen, "malformed JSON near byte %zu: %s", at,
                  msg ? (const char *)msg : "parse error");
         if (msg)
             yajl_free_error(s.h, msg);
+        size_t n = strlen(err); /* yajl ends its message with a newline */
+        while (n && (err[n - 1] == '\n' || err[n - 1] == ' '))
+            err[--n] = '\0';
         rc = -1;
     }
     yajl_free(s.h);
