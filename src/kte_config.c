@@ -178,6 +178,39 @@ static int load_partition_key(struct ctx *c, struct kte_config *cfg)
                 v);
 }
 
+/* The default buffer is a tenth of the function's memory, within [8, 128]
+ * MiB: enough for minutes of outage at typical log rates without putting the
+ * function itself at risk of running out of memory. */
+static long default_buffer_bytes(struct ctx *c)
+{
+    const char *mem = get(c, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE");
+    long mb = mem ? strtol(mem, NULL, 10) : 0;
+    long bytes = mb > 0 ? mb * 1048576L / 10 : 16 * 1048576L;
+    if (bytes < 8 * 1048576L)
+        bytes = 8 * 1048576L;
+    if (bytes > 128 * 1048576L)
+        bytes = 128 * 1048576L;
+    return bytes;
+}
+
+static int load_buffer(struct ctx *c, struct kte_config *cfg)
+{
+    if (get_long(c, "KTE_MAX_BUFFER_BYTES", default_buffer_bytes(c), 1048576, 1073741824L,
+                 " (bytes of buffered records)", &cfg->max_buffer_bytes))
+        return -1;
+    const char *v = get(c, "KTE_OVERFLOW");
+    if (!v || !strcmp(v, "drop-oldest"))
+        cfg->overflow = KTE_OVERFLOW_DROP_OLDEST;
+    else if (!strcmp(v, "drop-newest"))
+        cfg->overflow = KTE_OVERFLOW_DROP_NEWEST;
+    else
+        return fail(c, ERR_INVALID,
+                    "KTE_OVERFLOW='%s' is not understood; use drop-oldest or "
+                    "drop-newest",
+                    v);
+    return 0;
+}
+
 static int load_destination(struct ctx *c, struct kte_config *cfg)
 {
     const char *name = get(c, "KTE_STREAM_NAME");
@@ -324,7 +357,7 @@ int kte_config_load(struct kte_config *cfg, kte_getenv_fn getenv_fn, void *env, 
                  &cfg->max_body_bytes))
         return -1;
 
-    if (load_partition_key(&c, cfg) || load_flush(&c, cfg))
+    if (load_partition_key(&c, cfg) || load_flush(&c, cfg) || load_buffer(&c, cfg))
         return -1;
     if (get_long(&c, "KTE_FLUSH_WAIT_MS", 0, 0, 900000, " (0 waits until the invoke's deadline)",
                  &cfg->flush_wait_ms) ||

@@ -18,6 +18,8 @@ enum kte_partition_key {
 
 enum kte_flush_mode { KTE_FLUSH_END = 0, KTE_FLUSH_PERIODIC, KTE_FLUSH_CONTINUOUS };
 
+enum kte_overflow { KTE_OVERFLOW_DROP_OLDEST = 0, KTE_OVERFLOW_DROP_NEWEST };
+
 #define KTE_CFG_STR 512
 
 struct kte_config {
@@ -50,6 +52,8 @@ struct kte_config {
     long flush_wait_ms;     /* 0: wait for runtimeDone until the invoke deadline */
     long flush_timeout_ms;  /* longest an end-of-invoke flush may hold up the invoke */
     long max_record_bytes;  /* data + partition key, Kinesis limit 1 MiB */
+    long max_buffer_bytes;  /* memory for buffered records, in-flight ones included */
+    enum kte_overflow overflow;
     long connect_timeout_ms;
     long request_timeout_ms;
 

@@ -1,6 +1,8 @@
 #include "kte_metrics.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static const char *const drop_names[KTE_DROP_REASONS] = {
     "DroppedShutdownDeadline", "DroppedPermanentError", "DroppedBufferOverflow",
@@ -32,7 +34,7 @@ uint64_t kte_metrics_dropped_total(const struct kte_metrics *m)
 }
 
 int kte_metrics_emf(const struct kte_metrics *m, const char *function_name, int64_t now_ms,
-                    struct kte_buf *out)
+                    uint64_t peak_rss_bytes, struct kte_buf *out)
 {
     struct metric v[32];
     size_t n = 0;
@@ -52,6 +54,8 @@ int kte_metrics_emf(const struct kte_metrics *m, const char *function_name, int6
     ADD("PostsRejected", "Count", atomic_load(&m->posts_rejected));
     ADD("PostsMalformed", "Count", atomic_load(&m->posts_malformed));
     ADD("PostsOversized", "Count", atomic_load(&m->posts_oversized));
+    ADD("DropReportsDelivered", "Count", atomic_load(&m->drop_reports));
+    ADD("PeakRssBytes", "Bytes", peak_rss_bytes);
 #undef ADD
     if (kte_buf_printf(out,
                        "{\"_aws\":{\"Timestamp\":%lld,\"CloudWatchMetrics\":[{\"Namespace\":"
@@ -70,4 +74,56 @@ int kte_metrics_emf(const struct kte_metrics *m, const char *function_name, int6
         if (kte_buf_printf(out, ",\"%s\":%llu", v[i].name, (unsigned long long)v[i].value))
             return -1;
     return kte_buf_puts(out, "}");
+}
+
+void kte_drop_stats_add(struct kte_drop_stats *s, enum kte_drop_reason r, uint64_t seq)
+{
+    s->by_reason[r]++;
+    if (!s->first_seq || seq < s->first_seq)
+        s->first_seq = seq;
+    if (seq > s->last_seq)
+        s->last_seq = seq;
+}
+
+void kte_drop_stats_merge(struct kte_drop_stats *into, const struct kte_drop_stats *from)
+{
+    for (int i = 0; i < KTE_DROP_REASONS; i++)
+        into->by_reason[i] += from->by_reason[i];
+    if (from->first_seq && (!into->first_seq || from->first_seq < into->first_seq))
+        into->first_seq = from->first_seq;
+    if (from->last_seq > into->last_seq)
+        into->last_seq = from->last_seq;
+}
+
+uint64_t kte_drop_stats_total(const struct kte_drop_stats *s)
+{
+    uint64_t t = 0;
+    for (int i = 0; i < KTE_DROP_REASONS; i++)
+        t += s->by_reason[i];
+    return t;
+}
+
+int kte_drop_stats_event(const struct kte_drop_stats *s, int64_t now_ms, struct kte_buf *out)
+{
+    time_t secs = (time_t)(now_ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char ts[32];
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (kte_buf_printf(out,
+                       "{\"time\":\"%s.%03dZ\",\"type\":\"kte.dropped\",\"record\":{"
+                       "\"droppedEvents\":%llu,\"firstSeq\":%llu,\"lastSeq\":%llu,\"reasons\":{",
+                       ts, (int)(now_ms % 1000), (unsigned long long)kte_drop_stats_total(s),
+                       (unsigned long long)s->first_seq, (unsigned long long)s->last_seq))
+        return -1;
+    int first = 1;
+    for (int i = 0; i < KTE_DROP_REASONS; i++) {
+        if (!s->by_reason[i])
+            continue;
+        if (kte_buf_printf(out, "%s\"%s\":%llu", first ? "" : ",", drop_names[i],
+                           (unsigned long long)s->by_reason[i]))
+            return -1;
+        first = 0;
+    }
+    return kte_buf_puts(out, "}}}");
 }

@@ -33,7 +33,21 @@ struct kte_metrics {
     atomic_uint_fast64_t posts_rejected;  /* wrong path or method: not the Telemetry API */
     atomic_uint_fast64_t posts_malformed; /* bodies that are not JSON event arrays */
     atomic_uint_fast64_t posts_oversized; /* bodies over KTE_MAX_BODY_BYTES */
+    atomic_uint_fast64_t drop_reports;    /* kte.dropped records delivered */
 };
+
+/* Drops not yet reported in the stream (see kte.dropped in docs/records.md). */
+struct kte_drop_stats {
+    uint64_t by_reason[KTE_DROP_REASONS];
+    uint64_t first_seq; /* lowest and highest seq dropped; 0 when none */
+    uint64_t last_seq;
+};
+
+void kte_drop_stats_add(struct kte_drop_stats *s, enum kte_drop_reason r, uint64_t seq);
+void kte_drop_stats_merge(struct kte_drop_stats *into, const struct kte_drop_stats *from);
+uint64_t kte_drop_stats_total(const struct kte_drop_stats *s);
+/* The kte.dropped event's JSON text: {"time":..,"type":"kte.dropped","record":{..}}. */
+int kte_drop_stats_event(const struct kte_drop_stats *s, int64_t now_ms, struct kte_buf *out);
 
 void kte_metrics_init(struct kte_metrics *m);
 uint64_t kte_metrics_dropped_total(const struct kte_metrics *m);
@@ -41,6 +55,6 @@ const char *kte_drop_reason_name(enum kte_drop_reason r);
 
 /* One CloudWatch Embedded Metric Format line (no trailing newline). */
 int kte_metrics_emf(const struct kte_metrics *m, const char *function_name, int64_t now_ms,
-                    struct kte_buf *out);
+                    uint64_t peak_rss_bytes, struct kte_buf *out);
 
 #endif

@@ -66,6 +66,50 @@ int kte_pipeline_init(struct kte_pipeline *p, const struct kte_config *cfg, char
     return 0;
 }
 
+static size_t rec_mem(const struct kte_rec *r)
+{
+    return sizeof *r + r->data_len + r->pk_len + 1;
+}
+
+/* Accounts one event that will not be delivered. Lock held. */
+static void note_drop(struct kte_pipeline *p, enum kte_drop_reason why, uint64_t seq)
+{
+    atomic_fetch_add(&p->metrics.dropped[why], 1);
+    if (why != KTE_DROP_SHUTDOWN)
+        kte_drop_stats_add(&p->unreported, why, seq);
+}
+
+/* Frees a record that leaves without delivery. Our own kte.dropped record
+ * is not an event: losing it only puts its numbers back for the next one. */
+static void discard(struct kte_pipeline *p, struct kte_rec *r, enum kte_drop_reason why)
+{
+    if (r->is_report) {
+        kte_drop_stats_merge(&p->unreported, &p->reporting);
+        memset(&p->reporting, 0, sizeof p->reporting);
+        p->report_queued = false;
+    } else {
+        note_drop(p, why, r->seq);
+    }
+    p->mem -= rec_mem(r);
+    free(r);
+}
+
+/* Enforces KTE_MAX_BUFFER_BYTES by dropping the oldest queued records.
+ * Records in flight cannot be dropped; they are bounded by one batch. */
+static void enforce_cap_oldest(struct kte_pipeline *p)
+{
+    size_t cap = (size_t)p->cfg->max_buffer_bytes;
+    while (p->mem > cap && p->head) {
+        struct kte_rec *r = p->head;
+        p->head = r->next;
+        if (!p->head)
+            p->tail = NULL;
+        p->count--;
+        p->bytes -= (size_t)r->data_len + r->pk_len;
+        discard(p, r, KTE_DROP_OVERFLOW);
+    }
+}
+
 static void ring_add(struct kte_rid_ring *r, const char *rid)
 {
     snprintf(r->rid[r->pos % KTE_RID_RING], sizeof r->rid[0], "%s", rid);
@@ -119,7 +163,7 @@ int kte_pipeline_ingest(void *ctx, const char *body, size_t len, char *msg, size
     pthread_mutex_unlock(&p->mu);
 
     struct kte_rec *first = NULL, *last = NULL;
-    size_t n = 0, bytes = 0;
+    struct kte_drop_stats nomem = {0};
     for (size_t i = 0; i < evs.n; i++, seq++) {
         const struct kte_event_view *ev = &evs.v[i];
         atomic_fetch_add(&p->metrics.received, 1);
@@ -130,7 +174,7 @@ int kte_pipeline_ingest(void *ctx, const char *body, size_t len, char *msg, size
         struct kte_rec *r = kte_record_build(&p->rb, seq, ev->raw, ev->raw_len, pk,
                                              (size_t)p->cfg->max_record_bytes - pk_len);
         if (!r) {
-            atomic_fetch_add(&p->metrics.dropped[KTE_DROP_NOMEM], 1);
+            kte_drop_stats_add(&nomem, KTE_DROP_NOMEM, seq);
             continue;
         }
         if (r->truncated)
@@ -140,19 +184,44 @@ int kte_pipeline_ingest(void *ctx, const char *body, size_t len, char *msg, size
         else
             first = r;
         last = r;
-        n++;
-        bytes += (size_t)r->data_len + r->pk_len;
     }
 
     pthread_mutex_lock(&p->mu);
-    if (first) {
+    if (nomem.by_reason[KTE_DROP_NOMEM]) {
+        atomic_fetch_add(&p->metrics.dropped[KTE_DROP_NOMEM], nomem.by_reason[KTE_DROP_NOMEM]);
+        kte_drop_stats_merge(&p->unreported, &nomem);
+    }
+    size_t cap = (size_t)p->cfg->max_buffer_bytes;
+    bool overflowed = false;
+    for (struct kte_rec *r = first, *next; r; r = next) {
+        next = r->next;
+        r->next = NULL;
+        if (p->cfg->overflow == KTE_OVERFLOW_DROP_NEWEST && p->mem + rec_mem(r) > cap) {
+            p->mem += rec_mem(r);
+            discard(p, r, KTE_DROP_OVERFLOW);
+            overflowed = true;
+            continue;
+        }
         if (p->tail)
-            p->tail->next = first;
+            p->tail->next = r;
         else
-            p->head = first;
-        p->tail = last;
-        p->count += n;
-        p->bytes += bytes;
+            p->head = r;
+        p->tail = r;
+        p->count++;
+        p->bytes += (size_t)r->data_len + r->pk_len;
+        p->mem += rec_mem(r);
+    }
+    if (p->cfg->overflow == KTE_OVERFLOW_DROP_OLDEST && p->mem > cap) {
+        enforce_cap_oldest(p);
+        overflowed = true;
+    }
+    if (overflowed && !p->overflow_logged) {
+        /* Once per episode; the kte.dropped record and the metrics carry the counts. */
+        KTE_WARN("buffer full (KTE_MAX_BUFFER_BYTES=%ld): dropping %s events until delivery "
+                 "catches up",
+                 p->cfg->max_buffer_bytes,
+                 p->cfg->overflow == KTE_OVERFLOW_DROP_OLDEST ? "the oldest" : "new");
+        p->overflow_logged = true;
     }
     for (size_t i = 0; i < evs.n; i++) {
         const struct kte_event_view *ev = &evs.v[i];
@@ -302,30 +371,70 @@ static void log_failure(struct kte_pipeline *p, bool permanent, const char *code
         KTE_WARN("PutRecords to stream %s failed: %s; retrying with backoff", stream, code);
 }
 
+/* Queues a kte.dropped record at the head, so that the stream says what it
+ * lost as soon as delivery works again. Lock held. */
+static void queue_drop_report(struct kte_pipeline *p, int64_t now)
+{
+    if (p->report_queued || !kte_drop_stats_total(&p->unreported))
+        return;
+    struct kte_buf ev;
+    kte_buf_init(&ev);
+    if (kte_drop_stats_event(&p->unreported, now, &ev) != 0) {
+        kte_buf_free(&ev);
+        return; /* the numbers stay unreported; the next success tries again */
+    }
+    uint64_t seq = p->next_seq++;
+    struct kte_rec *r = kte_record_build(&p->rb, seq, ev.data, ev.len, p->env_id,
+                                         (size_t)p->cfg->max_record_bytes - KTE_ENV_ID_LEN);
+    kte_buf_free(&ev);
+    if (!r)
+        return;
+    r->is_report = true;
+    p->reporting = p->unreported;
+    memset(&p->unreported, 0, sizeof p->unreported);
+    p->report_queued = true;
+    r->next = p->head;
+    p->head = r;
+    if (!p->tail)
+        p->tail = r;
+    p->count++;
+    p->bytes += (size_t)r->data_len + r->pk_len;
+    p->mem += rec_mem(r);
+}
+
 /* Settles a finished PutRecords call: frees what was delivered or refused
  * for good, puts the rest back at the head of the queue in order. Lock held. */
 static void settle(struct kte_pipeline *p, struct kte_rec **recs, size_t n, enum kte_put_status st,
                    const struct kte_rec_result *results, const char *code, int64_t now)
 {
     struct kte_rec *retry_first = NULL, *retry_last = NULL;
-    size_t retry_n = 0, retry_bytes = 0, permanent = 0;
-    const char *perm_code = code;
+    size_t retry_n = 0, retry_bytes = 0, permanent = 0, delivered = 0;
+    const char *perm_code = code, *retry_code = code;
     for (size_t i = 0; i < n; i++) {
         struct kte_rec *r = recs[i];
         enum kte_rec_outcome o = st == KTE_PUT_OK          ? results[i].outcome
                                  : st == KTE_PUT_PERMANENT ? KTE_REC_PERMANENT
                                                            : KTE_REC_RETRY;
         if (o == KTE_REC_OK) {
-            atomic_fetch_add(&p->metrics.delivered, 1);
-            atomic_fetch_add(&p->metrics.bytes_delivered, r->data_len);
+            if (r->is_report) {
+                atomic_fetch_add(&p->metrics.drop_reports, 1);
+                memset(&p->reporting, 0, sizeof p->reporting);
+                p->report_queued = false;
+            } else {
+                atomic_fetch_add(&p->metrics.delivered, 1);
+                atomic_fetch_add(&p->metrics.bytes_delivered, r->data_len);
+            }
+            delivered++;
+            p->mem -= rec_mem(r);
             free(r);
         } else if (o == KTE_REC_PERMANENT) {
-            atomic_fetch_add(&p->metrics.dropped[KTE_DROP_PERMANENT], 1);
             if (st == KTE_PUT_OK)
                 perm_code = results[i].error_code;
             permanent++;
-            free(r);
+            discard(p, r, KTE_DROP_PERMANENT);
         } else {
+            if (st == KTE_PUT_OK && retry_code == code)
+                retry_code = results[i].error_code;
             r->attempts++;
             atomic_fetch_add(&p->metrics.retried, 1);
             r->next = NULL;
@@ -338,10 +447,7 @@ static void settle(struct kte_pipeline *p, struct kte_rec **recs, size_t n, enum
             retry_bytes += (size_t)r->data_len + r->pk_len;
         }
     }
-    if (st == KTE_PUT_OK)
-        atomic_fetch_add(&p->metrics.batches, 1);
-    else
-        atomic_fetch_add(&p->metrics.batches_failed, 1);
+    atomic_fetch_add(st == KTE_PUT_OK ? &p->metrics.batches : &p->metrics.batches_failed, 1);
 
     if (retry_first) {
         retry_last->next = p->head;
@@ -350,13 +456,7 @@ static void settle(struct kte_pipeline *p, struct kte_rec **recs, size_t n, enum
             p->tail = retry_last;
         p->count += retry_n;
         p->bytes += retry_bytes;
-        const char *why = st == KTE_PUT_OK ? "some records throttled or failed" : code;
-        for (size_t i = 0; st == KTE_PUT_OK && i < n; i++)
-            if (results[i].outcome == KTE_REC_RETRY) {
-                why = results[i].error_code;
-                break;
-            }
-        log_failure(p, false, why, retry_n);
+        log_failure(p, false, retry_code, retry_n);
         schedule_retry(p, now);
     } else {
         p->backoff_ms = 0;
@@ -367,6 +467,10 @@ static void settle(struct kte_pipeline *p, struct kte_rec **recs, size_t n, enum
     else if (!retry_first && p->last_error[0]) {
         KTE_INFO("PutRecords succeeds again");
         p->last_error[0] = '\0';
+    }
+    if (delivered) {
+        p->overflow_logged = false;
+        queue_drop_report(p, now);
     }
     if (p->cfg->flush_mode == KTE_FLUSH_CONTINUOUS || p->flush_active)
         p->last_flush_ms = now;
@@ -440,12 +544,10 @@ void kte_pipeline_stop(struct kte_pipeline *p)
         p->sender_started = false;
     }
     pthread_mutex_lock(&p->mu);
-    if (p->count)
-        atomic_fetch_add(&p->metrics.dropped[KTE_DROP_SHUTDOWN], p->count);
     while (p->head) {
         struct kte_rec *r = p->head;
         p->head = r->next;
-        free(r);
+        discard(p, r, KTE_DROP_SHUTDOWN);
     }
     p->tail = NULL;
     p->count = p->bytes = 0;

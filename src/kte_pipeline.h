@@ -33,7 +33,8 @@ struct kte_pipeline {
     pthread_cond_t changed; /* broadcast on every change of the fields below */
     struct kte_rec *head, *tail;
     size_t count;
-    size_t bytes;
+    size_t bytes; /* data + partition keys of queued records (batch sizing) */
+    size_t mem;   /* memory of queued and in-flight records (the buffer cap) */
     uint64_t next_seq;
     size_t inflight; /* records the sender holds */
     uint64_t inflight_min_seq;
@@ -48,6 +49,10 @@ struct kte_pipeline {
     struct kte_rid_ring runtime_done;
     struct kte_rid_ring reports;
     char last_error[KTE_ERRCODE_MAX]; /* to log each failure kind once, not per batch */
+    struct kte_drop_stats unreported; /* drops no kte.dropped record mentions yet */
+    struct kte_drop_stats reporting;  /* drops the queued kte.dropped record carries */
+    bool report_queued;
+    bool overflow_logged;
 
     pthread_t sender;
     bool sender_started;

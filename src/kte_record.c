@@ -86,6 +86,7 @@ static struct kte_rec *alloc_rec(const struct kte_buf *data, const char *pk, uin
     r->data_len = (uint32_t)data->len;
     r->pk_len = (uint32_t)pk_len;
     r->truncated = truncated;
+    r->is_report = false;
     memcpy(r->data, data->data, data->len);
     r->pk = r->data + data->len;
     memcpy(r->pk, pk, pk_len + 1);

@@ -19,8 +19,9 @@ struct kte_rec {
     uint32_t data_len;
     uint32_t pk_len;
     bool truncated;
-    char *pk;    /* points into the same allocation, NUL-terminated */
-    char data[]; /* data_len bytes, then the partition key */
+    bool is_report; /* a kte.dropped record we made, not a received event */
+    char *pk;       /* points into the same allocation, NUL-terminated */
+    char data[];    /* data_len bytes, then the partition key */
 };
 
 struct kte_record_builder {

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,7 +54,9 @@ __attribute__((noreturn)) static void finish(struct app *a, int code)
         kte_pipeline_stop(p);
         struct kte_buf emf;
         kte_buf_init(&emf);
-        if (kte_metrics_emf(&p->metrics, a->cfg.function_name, kte_now_ms(), &emf) == 0)
+        struct rusage ru;
+        uint64_t peak = getrusage(RUSAGE_SELF, &ru) == 0 ? (uint64_t)ru.ru_maxrss * 1024 : 0;
+        if (kte_metrics_emf(&p->metrics, a->cfg.function_name, kte_now_ms(), peak, &emf) == 0)
             printf("%s\n", emf.data);
         kte_buf_free(&emf);
         uint64_t dropped = kte_metrics_dropped_total(&p->metrics);

@@ -37,6 +37,9 @@ struct fake {
     int req_records[MAX_REQ];
     uint64_t req_seqs[MAX_REQ][500];
     char target[128];
+    int outage;        /* answer 503 to everything while set */
+    char report[1024]; /* the last kte.dropped record seen */
+    uint64_t min_seq[MAX_REQ];
 };
 
 struct conn {
@@ -66,9 +69,14 @@ static void record_request(struct fake *f, const char *body, int idx)
         yajl_val d = yajl_tree_get(YAJL_GET_ARRAY(recs)->values[i], dp, yajl_t_string);
         const char *b64 = YAJL_GET_STRING(d);
         size_t olen = 0;
-        unsigned char *out = malloc(strlen(b64));
+        unsigned char *out = malloc(strlen(b64) + 1);
         mbedtls_base64_decode(out, strlen(b64), &olen, (const unsigned char *)b64, strlen(b64));
         f->req_seqs[idx][i] = seq_of(out, olen);
+        out[olen] = '\0';
+        if (olen < sizeof f->report && strstr((const char *)out, "kte.dropped")) {
+            memcpy(f->report, out, olen);
+            f->report[olen] = '\0';
+        }
         free(out);
     }
     yajl_tree_free(root);
@@ -100,7 +108,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     const char *t = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Amz-Target");
     snprintf(f->target, sizeof f->target, "%s", t ? t : "");
     record_request(f, cn->buf ? cn->buf : "", idx);
-    struct answer a = idx < f->nscript ? f->script[idx] : (struct answer){200, NULL, -1};
+    struct answer a = f->outage          ? (struct answer){503, "", -1}
+                      : idx < f->nscript ? f->script[idx]
+                                         : (struct answer){200, NULL, -1};
     int n = f->req_records[idx];
     pthread_mutex_unlock(&f->mu);
 
@@ -159,7 +169,7 @@ struct fixture {
     struct kte_pipeline p;
 };
 
-static int setup(void **state)
+static int setup_with(void **state, const char *k1, const char *v1, const char *k2, const char *v2)
 {
     struct fixture *fx = calloc(1, sizeof *fx);
     pthread_mutex_init(&fx->fake.mu, NULL);
@@ -177,6 +187,8 @@ static int setup(void **state)
                            {"AWS_SECRET_ACCESS_KEY", "secret"},
                            {"AWS_LAMBDA_FUNCTION_NAME", "fn"},
                            {"KTE_REQUEST_TIMEOUT_MS", "2000"},
+                           {k1, v1},
+                           {k2, v2},
                            {NULL, NULL}};
     char et[64], msg[256], err[256];
     assert_int_equal(kte_config_load(&fx->cfg, table_env, env, et, sizeof et, msg, sizeof msg), 0);
@@ -184,6 +196,21 @@ static int setup(void **state)
     assert_int_equal(kte_pipeline_start(&fx->p), 0);
     *state = fx;
     return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_with(state, NULL, NULL, NULL, NULL);
+}
+
+static int setup_small_buffer(void **state)
+{
+    return setup_with(state, "KTE_MAX_BUFFER_BYTES", "1048576", NULL, NULL);
+}
+
+static int setup_small_buffer_newest(void **state)
+{
+    return setup_with(state, "KTE_MAX_BUFFER_BYTES", "1048576", "KTE_OVERFLOW", "drop-newest");
 }
 
 static int teardown(void **state)
@@ -331,6 +358,62 @@ static void test_malformed_body_buffers_nothing(void **state)
     assert_int_equal(kte_pipeline_buffered(&fx->p), 0);
 }
 
+/* Pushes n events in bodies of 500 while Kinesis is down. */
+static void ingest_during_outage(struct fixture *fx, int n)
+{
+    fx->fake.outage = 1;
+    for (int i = 0; i < n; i += 500)
+        ingest_n(&fx->p, 500);
+}
+
+static uint64_t json_u64(const char *text, const char *key)
+{
+    const char *p = strstr(text, key);
+    return p ? strtoull(p + strlen(key), NULL, 10) : UINT64_MAX;
+}
+
+static void test_overflow_drops_oldest_and_reports_in_stream(void **state)
+{
+    struct fixture *fx = *state;
+    ingest_during_outage(fx, 10000); /* ~2 MB of records against a 1 MiB cap */
+    struct kte_metrics *m = &fx->p.metrics;
+    uint64_t dropped = atomic_load(&m->dropped[KTE_DROP_OVERFLOW]);
+    assert_true(dropped > 0);
+    assert_true(fx->p.mem <= 1048576 + 500 * 400); /* the cap, plus one batch in flight */
+    assert_int_equal(atomic_load(&m->received), 10000);
+
+    fx->fake.outage = 0;
+    assert_int_equal(kte_pipeline_flush(&fx->p, kte_now_ms() + 10000), 0);
+    /* Everything is accounted for exactly, and the stream says what was lost. */
+    assert_int_equal(atomic_load(&m->delivered) + kte_metrics_dropped_total(m), 10000);
+    assert_int_equal(kte_metrics_dropped_total(m), dropped);
+    assert_int_equal(atomic_load(&m->drop_reports), 1);
+    assert_non_null(strstr(fx->fake.report, "\"type\":\"kte.dropped\""));
+    assert_int_equal(json_u64(fx->fake.report, "\"droppedEvents\":"), dropped);
+    assert_int_equal(json_u64(fx->fake.report, "\"DroppedBufferOverflow\":"), dropped);
+    /* Oldest first: the first events that were still queued were dropped. */
+    uint64_t first = json_u64(fx->fake.report, "\"firstSeq\":");
+    uint64_t last = json_u64(fx->fake.report, "\"lastSeq\":");
+    assert_true(first >= 1 && last >= first);
+    assert_int_equal(last - first + 1, dropped); /* a contiguous run of the oldest */
+    /* The report carries its own sequence number, after every event's. */
+    assert_int_equal(json_u64(fx->fake.report, "\"seq\":"), 10001);
+}
+
+static void test_overflow_drop_newest_keeps_the_oldest(void **state)
+{
+    struct fixture *fx = *state;
+    ingest_during_outage(fx, 10000);
+    struct kte_metrics *m = &fx->p.metrics;
+    uint64_t dropped = atomic_load(&m->dropped[KTE_DROP_OVERFLOW]);
+    assert_true(dropped > 0);
+    fx->fake.outage = 0;
+    assert_int_equal(kte_pipeline_flush(&fx->p, kte_now_ms() + 10000), 0);
+    assert_int_equal(atomic_load(&m->delivered) + dropped, 10000);
+    assert_int_equal(json_u64(fx->fake.report, "\"lastSeq\":"), 10000);
+    assert_int_equal(json_u64(fx->fake.report, "\"firstSeq\":"), 10000 - dropped + 1);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -345,6 +428,10 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_for_runtime_done_and_report, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_body_buffers_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_overflow_drops_oldest_and_reports_in_stream,
+                                        setup_small_buffer, teardown),
+        cmocka_unit_test_setup_teardown(test_overflow_drop_newest_keeps_the_oldest,
+                                        setup_small_buffer_newest, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
