@@ -7,7 +7,7 @@ BUILD  ?= build
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST  = $(PYTHON) -m pytest -q -p no:cacheprovider
 
-.PHONY: all build test test-unit test-asan test-sim test-integration demo \
+.PHONY: all build test test-unit test-asan test-sim test-integration test-faults demo \
         layer synth bench format format-check clean deps
 
 all: build
@@ -21,7 +21,7 @@ deps:
 
 # Every test: C unit tests (plain and under ASan+UBSan), the sandbox's own
 # tests, then the end-to-end integration tests of the real binary.
-test: build test-unit test-asan test-sim test-integration
+test: build test-unit test-asan test-sim test-integration test-faults
 
 test-unit: build
 	ctest --test-dir $(BUILD) --output-on-failure
@@ -37,6 +37,9 @@ test-sim:
 
 test-integration: build
 	$(PYTEST) tests/integration
+
+test-faults: build
+	$(PYTEST) tests/faults
 
 demo: build
 	bash scripts/demo.sh
