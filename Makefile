@@ -45,7 +45,7 @@ demo: build
 	bash scripts/demo.sh
 
 layer:
-	@echo "make layer: not implemented yet (issue 5)" >&2; exit 1
+	bash scripts/build-layer.sh
 
 synth:
 	@echo "make synth: not implemented yet (issue 6)" >&2; exit 1

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #define ERR_INVALID "Extension.ConfigInvalid"
 #define ERR_MISSING "Extension.ConfigMissing"
@@ -178,6 +179,82 @@ static int load_partition_key(struct ctx *c, struct kte_config *cfg)
                 v);
 }
 
+const char *const kte_ca_bundle_paths[] = {
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/ssl/cert.pem",
+    NULL,
+};
+
+bool kte_url_is_loopback(const char *url)
+{
+    const char *h = strstr(url, "://");
+    if (!h)
+        return false;
+    h += 3;
+    size_t n = strcspn(h, ":/");
+    if (*h == '[') /* [::1]:port */
+        return strncmp(h, "[::1]", 5) == 0;
+    return (n == 9 && !strncmp(h, "localhost", 9)) || !strncmp(h, "127.", 4);
+}
+
+static bool is_file(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static bool is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Certificate verification is always on for https: find what to trust, or
+ * say exactly where we looked. */
+static int load_tls(struct ctx *c, struct kte_config *cfg)
+{
+    const char *insecure = get(c, "KTE_TLS_INSECURE");
+    if (insecure && strcmp(insecure, "0") && strcmp(insecure, "false")) {
+        if (!kte_url_is_loopback(cfg->endpoint))
+            return fail(c, ERR_INVALID,
+                        "KTE_TLS_INSECURE is set but KTE_ENDPOINT '%s' is not a "
+                        "loopback address; certificate verification can only be "
+                        "turned off for 127.0.0.1, ::1 or localhost",
+                        cfg->endpoint);
+        cfg->tls_insecure = true;
+        return 0;
+    }
+    if (strncmp(cfg->endpoint, "https://", 8) != 0)
+        return 0;
+    const char *file = get(c, "SSL_CERT_FILE");
+    const char *dir = get(c, "SSL_CERT_DIR");
+    if (file) {
+        if (!is_file(file))
+            return fail(c, "Extension.TlsConfig", "SSL_CERT_FILE='%s' is not a readable file",
+                        file);
+        return copy_str(c, "SSL_CERT_FILE", file, cfg->ca_file, sizeof cfg->ca_file);
+    }
+    if (dir) {
+        if (!is_dir(dir))
+            return fail(c, "Extension.TlsConfig", "SSL_CERT_DIR='%s' is not a directory", dir);
+        return copy_str(c, "SSL_CERT_DIR", dir, cfg->ca_dir, sizeof cfg->ca_dir);
+    }
+    for (const char *const *p = kte_ca_bundle_paths; *p; p++)
+        if (is_file(*p))
+            return copy_str(c, "CA bundle", *p, cfg->ca_file, sizeof cfg->ca_file);
+    char tried[600] = "";
+    for (const char *const *p = kte_ca_bundle_paths; *p; p++) {
+        strncat(tried, *p, sizeof tried - strlen(tried) - 1);
+        if (p[1])
+            strncat(tried, ", ", sizeof tried - strlen(tried) - 1);
+    }
+    return fail(c, "Extension.TlsConfig",
+                "no CA certificate bundle found to verify %s: SSL_CERT_FILE and SSL_CERT_DIR are "
+                "unset and none of %s exists; set SSL_CERT_FILE to a PEM bundle",
+                cfg->endpoint, tried);
+}
+
 /* The default buffer is a tenth of the function's memory, within [8, 128]
  * MiB: enough for minutes of outage at typical log rates without putting the
  * function itself at risk of running out of memory. */
@@ -330,7 +407,7 @@ int kte_config_load(struct kte_config *cfg, kte_getenv_fn getenv_fn, void *env, 
                  sizeof cfg->function_version))
         return -1;
 
-    if (load_destination(&c, cfg) || load_types(&c, cfg))
+    if (load_destination(&c, cfg) || load_tls(&c, cfg) || load_types(&c, cfg))
         return -1;
 
     /* Ranges are Lambda's own for a subscription's buffering block. The

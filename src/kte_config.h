@@ -31,6 +31,11 @@ struct kte_config {
     char access_key_id[256];
     char secret_access_key[256];
     char session_token[4096];
+    /* TLS trust for https endpoints: a CA bundle file or directory (one of
+     * them set), or verification off (only allowed for loopback endpoints). */
+    char ca_file[KTE_CFG_STR];
+    char ca_dir[KTE_CFG_STR];
+    bool tls_insecure;
 
     /* Subscription */
     unsigned types; /* kte_type_bits */
@@ -70,6 +75,14 @@ typedef const char *(*kte_getenv_fn)(const char *name, void *ctx);
  * variable, the value and what is allowed. Returns 0 or -1. */
 int kte_config_load(struct kte_config *cfg, kte_getenv_fn getenv_fn, void *ctx, char *errtype,
                     size_t errtype_len, char *msg, size_t msg_len);
+
+/* Where a CA bundle is looked for, in order, after SSL_CERT_FILE and
+ * SSL_CERT_DIR: Amazon Linux 2 and 2023 first, then Debian/Ubuntu, then
+ * Alpine/BSD. NULL-terminated. */
+extern const char *const kte_ca_bundle_paths[];
+
+/* Whether an http(s) URL's host is a loopback address. */
+bool kte_url_is_loopback(const char *url);
 
 /* getenv(3) adapter for kte_config_load. */
 const char *kte_config_process_env(const char *name, void *ctx);

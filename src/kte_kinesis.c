@@ -35,6 +35,14 @@ int kte_kinesis_init(struct kte_kinesis *k, const struct kte_config *cfg)
     curl_easy_setopt(c, CURLOPT_USERPWD, k->userpwd);
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(c, CURLOPT_DNS_CACHE_TIMEOUT, 60L);
+    if (cfg->tls_insecure) {
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    } else if (cfg->ca_file[0]) {
+        curl_easy_setopt(c, CURLOPT_CAINFO, cfg->ca_file);
+    } else if (cfg->ca_dir[0]) {
+        curl_easy_setopt(c, CURLOPT_CAPATH, cfg->ca_dir);
+    }
     return 0;
 }
 
