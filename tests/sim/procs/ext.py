@@ -18,6 +18,7 @@ Config keys (all optional):
   wait_runtime_done_ms after an INVOKE wait (bounded) for its platform.runtimeDone before next
   shutdown             "exit" (default) | "hang" | "exit-error"
   shutdown_wait_report_ms  on SHUTDOWN wait (bounded) for the report of the last invoke
+  shutdown_linger_ms   then keep receiving telemetry this long before exiting
   tick_ms              record a "tick" line this often (freeze detection)
   init_error           post /extension/init/error with this error type, then exit
   probes               list of API probes run before the first next (see run_probe)
@@ -154,6 +155,7 @@ def main():
     if st != 200:
         sys.exit(2)
     if CFG.get("init_error"):
+        time.sleep(CFG.get("init_error_delay_ms", 0) / 1000.0)
         st, _, b = http_call("POST", "/2020-01-01/extension/init/error",
                              json.dumps({"errorMessage": "cannot start", "errorType": CFG["init_error"]}).encode(),
                              {"Lambda-Extension-Identifier": EXT_ID,
@@ -162,9 +164,17 @@ def main():
         sys.exit(1)
     if CFG.get("tick_ms"):
         threading.Thread(target=ticker, args=(CFG["tick_ms"],), daemon=True).start()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Listener)
-    server.daemon_threads = True
-    port = server.server_address[1]
+    if CFG.get("listen_delay_ms"):
+        # nothing listens on the port until later: connections are refused meanwhile
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        server = None
+    else:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Listener)
+        server.daemon_threads = True
+        port = server.server_address[1]
     for p in CFG.get("probes", []):
         run_probe(p)
     if CFG.get("subscribe"):
@@ -172,8 +182,10 @@ def main():
     if CFG.get("listen_delay_ms"):
         def late():
             time.sleep(CFG["listen_delay_ms"] / 1000.0)
+            srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), Listener)
+            srv.daemon_threads = True
             rec("listening")
-            server.serve_forever()
+            srv.serve_forever()
         threading.Thread(target=late, daemon=True).start()
     else:
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -211,6 +223,8 @@ def main():
             with cond:
                 ok = cond.wait_for(lambda: last_rid in seen["report"], CFG["shutdown_wait_report_ms"] / 1000.0)
             rec("report-wait", requestId=last_rid, ok=ok)
+        if CFG.get("shutdown_linger_ms"):
+            time.sleep(CFG["shutdown_linger_ms"] / 1000.0)
         if mode == "exit-error":
             st, _, b = http_call("POST", "/2020-01-01/extension/exit/error",
                                  json.dumps({"errorMessage": "flush failed", "errorType": "Extension.FlushFailed"}).encode(),
