@@ -159,24 +159,34 @@ managed:
     return 0;
 }
 
-static int load_partition_key(struct ctx *c, struct kte_config *cfg)
+/* A variable naming one of names[] (its index in *out); def when unset. */
+static int get_choice(struct ctx *c, const char *name, const char *const *names, int def, int *out)
 {
-    const char *v = get(c, "KTE_PARTITION_KEY");
-    static const char *const names[] = {"environment", "request", "function", "random"};
+    const char *v = get(c, name);
     if (!v) {
-        cfg->partition_key = KTE_PK_ENVIRONMENT;
+        *out = def;
         return 0;
     }
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    char allowed[200] = "";
+    for (int i = 0; names[i]; i++) {
         if (!strcmp(v, names[i])) {
-            cfg->partition_key = (enum kte_partition_key)i;
+            *out = i;
             return 0;
         }
+        strncat(allowed, i ? ", " : "", sizeof allowed - strlen(allowed) - 1);
+        strncat(allowed, names[i], sizeof allowed - strlen(allowed) - 1);
     }
-    return fail(c, ERR_INVALID,
-                "KTE_PARTITION_KEY='%s' is not understood; use environment, "
-                "request, function or random",
-                v);
+    return fail(c, ERR_INVALID, "%s='%s' is not understood; use one of: %s", name, v, allowed);
+}
+
+static int load_partition_key(struct ctx *c, struct kte_config *cfg)
+{
+    static const char *const names[] = {"environment", "request", "function", "random", NULL};
+    int i;
+    if (get_choice(c, "KTE_PARTITION_KEY", names, KTE_PK_ENVIRONMENT, &i))
+        return -1;
+    cfg->partition_key = (enum kte_partition_key)i;
+    return 0;
 }
 
 const char *const kte_ca_bundle_paths[] = {
@@ -275,16 +285,11 @@ static int load_buffer(struct ctx *c, struct kte_config *cfg)
     if (get_long(c, "KTE_MAX_BUFFER_BYTES", default_buffer_bytes(c), 1048576, 1073741824L,
                  " (bytes of buffered records)", &cfg->max_buffer_bytes))
         return -1;
-    const char *v = get(c, "KTE_OVERFLOW");
-    if (!v || !strcmp(v, "drop-oldest"))
-        cfg->overflow = KTE_OVERFLOW_DROP_OLDEST;
-    else if (!strcmp(v, "drop-newest"))
-        cfg->overflow = KTE_OVERFLOW_DROP_NEWEST;
-    else
-        return fail(c, ERR_INVALID,
-                    "KTE_OVERFLOW='%s' is not understood; use drop-oldest or "
-                    "drop-newest",
-                    v);
+    static const char *const names[] = {"drop-oldest", "drop-newest", NULL};
+    int i;
+    if (get_choice(c, "KTE_OVERFLOW", names, KTE_OVERFLOW_DROP_OLDEST, &i))
+        return -1;
+    cfg->overflow = (enum kte_overflow)i;
     return 0;
 }
 
