@@ -9,8 +9,6 @@
 """
 
 import os
-import re
-import uuid
 
 import pytest
 
@@ -48,14 +46,9 @@ def kinesis_local(tmp_path_factory):
     kl.stop()
 
 
-def stream_name(label):
-    label = re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-")[:80]
-    return f"kte-{label}-{uuid.uuid4().hex[:8]}"
-
-
 @pytest.fixture
 def stream(kinesis_local, request):
-    name = stream_name(request.node.name)
+    name = harness.unique_stream_name(request.node.name)
     kinesis_local.create_stream(name)
     yield name
     try:

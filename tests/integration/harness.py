@@ -28,11 +28,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence
 
@@ -155,6 +157,8 @@ def find_processes(
         if argv_contains is not None and argv_contains not in _proc_argv(pid):
             continue
         if ancestor is not None:
+            if pid == ancestor:
+                continue
             p, hops = pid, 0
             while p and p != ancestor and hops < 64:
                 p, hops = _proc_ppid(p), hops + 1
@@ -220,6 +224,12 @@ def kinesis_client(endpoint: str, region: str = REGION):
         aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         config=config,
     )
+
+
+def unique_stream_name(label: str) -> str:
+    """A valid, unused stream name mentioning label."""
+    label = re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-")[:80]
+    return f"kte-{label}-{uuid.uuid4().hex[:8]}"
 
 
 class Kinesis:
