@@ -220,3 +220,38 @@ def test_emf_lines():
         "[kinesis-telemetry-extension] plain log line\n"
     )
     assert harness.emf_lines(err) == [{"_aws": {"Timestamp": 1}, "EventsReceived": 3}]
+
+
+def test_kinesis_cli_serve_create_read(tmp_path):
+    cli = [sys.executable, str(harness.REPO / "tests" / "integration" / "kinesis_cli.py")]
+    state = tmp_path / "state"
+    serve = subprocess.Popen(cli + ["serve", "--state-dir", str(state)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        endpoint = harness.wait_for(
+            lambda: (state / "endpoint").is_file() and (state / "endpoint").read_text().strip(), 120,
+            what="kinesis_cli serve endpoint")
+        assert endpoint.startswith("http://127.0.0.1:")
+        out = subprocess.run(cli + ["create-stream", "--endpoint", endpoint, "cli-s"], capture_output=True,
+                             text=True, check=True).stdout
+        assert out == "arn:aws:kinesis:us-east-1:000000000000:stream/cli-s\n"
+        data = [
+            b'{"kte":1,"seq":1,"event":{"type":"function","record":"a"}}',
+            b'{"kte":1,"seq":2,"event":{"type":"platform.start","record":{}}}',
+        ]
+        k = harness.Kinesis(endpoint)
+        assert k.put_records("cli-s", [(d, "pk") for d in data])["FailedRecordCount"] == 0
+        k.client.close()
+        out = subprocess.run(cli + ["read", "--endpoint", endpoint, "cli-s"], capture_output=True,
+                             text=True, check=True).stdout
+        assert out.splitlines() == [d.decode() for d in data] + [
+            "2 records in stream cli-s (1 function, 1 platform)"]
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=60) == 0
+        assert not harness.port_open(int(endpoint.rsplit(":", 1)[1]))
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+        serve.stdout.close()
+        serve.stderr.close()
