@@ -84,6 +84,13 @@ class Listener(http.server.BaseHTTPRequestHandler):
             return
         events = json.loads(body)
         rec("batch", events=events, ctype=self.headers.get("Content-Type"))
+        if CFG.get("slow_ms"):
+            time.sleep(CFG["slow_ms"] / 1000.0)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        self.wfile.flush()
+        # only now (answered) may the main thread act on what arrived, e.g. exit
         with cond:
             for ev in events:
                 r = ev.get("record")
@@ -92,11 +99,6 @@ class Listener(http.server.BaseHTTPRequestHandler):
                 elif ev.get("type") == "platform.report":
                     seen["report"].add(r.get("requestId"))
             cond.notify_all()
-        if CFG.get("slow_ms"):
-            time.sleep(CFG["slow_ms"] / 1000.0)
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
 
 
 def subscribe(sub, port):
