@@ -33,6 +33,8 @@ static inline bool kt_exists(const char *path)
 /* Whole file, NUL-terminated; NULL when it cannot be read. */
 static inline char *kt_read_file(const char *path, size_t *len)
 {
+    if (len)
+        *len = 0;
     FILE *f = fopen(path, "rb");
     if (!f)
         return NULL;
