@@ -1,0 +1,41 @@
+# Pinned inputs of the Lambda layer build (sourced by scripts/build-layer.sh).
+#
+# Every library in the layer binary is built from a Debian 12 (bookworm)
+# source package at exactly this version, fetched with
+# `apt-get source NAME=VERSION` (signature-checked by apt against Debian's
+# archive keyring). Changing a line here invalidates the dependency cache
+# under build/layer-deps/ and rebuilds from scratch.
+#
+# If `make layer` says a version is no longer offered by the archive (Debian
+# keeps only the newest version of each suite in its indexes), move the pin to
+# the version it lists, rebuild, run tests/layer/run.sh and note the new
+# versions in docs/layer.md.
+
+# name=version pairs, in build order. musl is built from source only for
+# arm64 (the x86_64 build uses Debian's musl-tools, checked against this pin).
+KTE_LAYER_SOURCES=(
+  "musl=1.2.3-1"
+  "mbedtls=2.28.3-1"
+  "curl=7.88.1-10+deb12u15"
+  "libmicrohttpd=0.9.75-6"
+  "yajl=2.1.0-3+deb12u2"
+)
+
+# Debian suites the sources come from (deb-src, main only).
+KTE_LAYER_DEBIAN_MIRROR="http://deb.debian.org/debian"
+KTE_LAYER_DEBIAN_SECURITY_MIRROR="http://deb.debian.org/debian-security"
+KTE_LAYER_SUITES="bookworm bookworm-updates"
+KTE_LAYER_SECURITY_SUITES="bookworm-security"
+
+# Host (build machine) Debian packages the build needs.
+KTE_LAYER_HOST_PACKAGES=(
+  build-essential cmake pkg-config dpkg-dev python3 file
+  autoconf automake libtool
+  musl-tools gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu
+  debian-archive-keyring
+)
+
+# Timestamp written into the zips (and SOURCE_DATE_EPOCH for the builds):
+# 1980-01-01 00:00:00, the earliest time a zip entry can carry.
+KTE_LAYER_ZIP_DATE="1980-01-01T00:00:00"
+KTE_LAYER_SOURCE_DATE_EPOCH=315532800
