@@ -2,6 +2,8 @@
 
 * kinesis_local (session): one kinesis-local for the whole run, its log under
   the pytest tmp dir (path printed on failure).
+* kinesis_proxy: harness.KinesisProxy in front of it (real PutRecords limits,
+  SigV4 check, injected failures), reset for each test.
 * stream: a fresh 1-shard stream per test, deleted afterwards.
 * extension_bin / lambda_sim: paths of build/kinesis-telemetry-extension and
   tools/lambda-sim/lambda-sim. A missing one FAILS the test; it is skipped
@@ -44,6 +46,20 @@ def kinesis_local(tmp_path_factory):
         pytest.fail(f"kinesis-local: {e}", pytrace=False)
     yield kl
     kl.stop()
+
+
+@pytest.fixture(scope="session")
+def kinesis_proxy_session(kinesis_local):
+    with harness.KinesisProxy(kinesis_local.endpoint) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def kinesis_proxy(kinesis_proxy_session):
+    """The strict PutRecords proxy in front of kinesis-local, reset for this test."""
+    kinesis_proxy_session.reset(region=harness.REGION)
+    yield kinesis_proxy_session
+    kinesis_proxy_session.reset(region=harness.REGION)
 
 
 @pytest.fixture

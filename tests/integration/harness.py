@@ -472,6 +472,277 @@ class KinesisLocal:
 
 
 # --------------------------------------------------------------------------
+# a strict proxy in front of kinesis-local
+
+PUT_RECORDS_MAX_RECORDS = 500
+PUT_RECORDS_MAX_BYTES = 5 * 1024 * 1024  # data + partition keys, whole request
+RECORD_MAX_BYTES = 1024 * 1024  # data + partition key, one record
+PARTITION_KEY_MAX_CHARS = 256
+
+
+def sigv4_problem(method: str, path: str, headers: Dict[str, str], body: bytes,
+                  access_key: str, secret: str, region: str, service: str = "kinesis") -> Optional[str]:
+    """None when headers carry a valid AWS SigV4 signature for this request
+    (header-based, as the extension sends it), else what is wrong."""
+    import hashlib
+    import hmac
+
+    h = {k.lower(): v for k, v in headers.items()}
+    auth = h.get("authorization", "")
+    m = re.fullmatch(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request,"
+                     r"\s*SignedHeaders=([a-z0-9;-]+),\s*Signature=([0-9a-f]{64})", auth)
+    if not m:
+        return f"Authorization header not SigV4: {auth[:120]!r}"
+    key_id, day, rgn, svc, signed, signature = m.groups()
+    if key_id != access_key:
+        return f"access key {key_id!r}, expected {access_key!r}"
+    if (rgn, svc) != (region, service):
+        return f"credential scope {rgn}/{svc}, expected {region}/{service}"
+    amz_date = h.get("x-amz-date", "")
+    if not amz_date.startswith(day):
+        return f"X-Amz-Date {amz_date!r} does not match the scope date {day}"
+    names = signed.split(";")
+    for required in ("host", "x-amz-date"):
+        if required not in names:
+            return f"{required} is not signed"
+    for name in names:
+        if name not in h:
+            return f"signed header {name} missing"
+    canon_headers = "".join(f"{n}:{' '.join(h[n].strip().split())}\n" for n in names)
+    p, _, q = path.partition("?")
+    canon_query = "&".join(sorted(q.split("&"))) if q else ""
+    creq = "\n".join([method, p or "/", canon_query, canon_headers, signed, hashlib.sha256(body).hexdigest()])
+    scope = f"{day}/{rgn}/{svc}/aws4_request"
+    sts = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(creq.encode()).hexdigest()])
+    k = ("AWS4" + secret).encode()
+    for part in (day, rgn, svc, "aws4_request"):
+        k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+    want = hmac.new(k, sts.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(want, signature):
+        return "signature does not match"
+    return None
+
+
+class KinesisProxy:
+    """HTTP proxy on 127.0.0.1 in front of kinesis-local that holds the
+    extension to the real Kinesis rules kinesis-local does not check, and
+    can inject failures.
+
+    For every PutRecords it checks: at most 500 records, at most 5 MiB of
+    data + partition keys, each record at most 1 MiB, partition keys of 1 to
+    256 characters, a stream name or ARN and the JSON content type. A breach
+    is recorded in .violations and answered 400 ValidationException, as
+    Kinesis would. It also verifies the SigV4 signature (dummy credentials,
+    expected region): problems go to .signature_problems, and are answered
+    400 IncompleteSignatureException only with .strict_signatures set.
+    Other actions pass through unchanged.
+
+    .fault, when set, is called as fault(call_index, n_records) for each
+    valid PutRecords (call_index counts from 0 since the last reset()) and
+    returns None (pass), ("call", status, error_type) to fail the whole
+    request, or ("records", {index: error_code}) to fail those records: only
+    the others are forwarded, so a failed record is never stored.
+    .calls records each PutRecords: records, bytes, status, failed (injected).
+    With .sink set, valid PutRecords are not forwarded: the proxy stores the
+    records itself (read them with read_sink(stream)); kinesis-local takes
+    about a second per 1 MiB record, too slow for multi-MiB tests.
+    """
+
+    def __init__(self, upstream: str, region: str = REGION):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        import threading
+        import urllib.parse
+
+        self.upstream = urllib.parse.urlsplit(upstream)
+        self.region = region
+        self.lock = threading.Lock()
+        self.calls: List[dict] = []
+        self.violations: List[str] = []
+        self.signature_problems: List[str] = []
+        self.strict_signatures = False
+        self.fault = None
+        self.sink = False
+        self.stored: Dict[str, List[dict]] = {}
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                headers = {k: v for k, v in self.headers.items()}
+                target = self.headers.get("X-Amz-Target", "")
+                if target.endswith(".PutRecords"):
+                    status, out, ctype = proxy._put_records(self.path, headers, body)
+                else:
+                    status, out, ctype = proxy._forward(self.command, self.path, headers, body)
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            do_PUT = do_POST
+            do_GET = do_POST
+
+        self.server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{LOOPBACK}:{self.server.server_address[1]}"
+
+    def start(self) -> "KinesisProxy":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> "KinesisProxy":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def reset(self, region: Optional[str] = None) -> None:
+        with self.lock:
+            self.calls = []
+            self.violations = []
+            self.signature_problems = []
+            self.strict_signatures = False
+            self.fault = None
+            self.sink = False
+            self.stored = {}
+            if region:
+                self.region = region
+
+    def read_sink(self, stream: str) -> List[dict]:
+        """Records stored in sink mode, in the order accepted (like read_all)."""
+        with self.lock:
+            return list(self.stored.get(stream, []))
+
+    # -- internals
+    def _forward(self, method: str, path: str, headers: Dict[str, str], body: bytes):
+        import http.client
+
+        conn = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=120)
+        try:
+            fwd = {k: v for k, v in headers.items()
+                   if k.lower() not in ("host", "content-length", "connection", "expect")}
+            fwd["Content-Length"] = str(len(body))
+            conn.request(method, path, body=body, headers=fwd)
+            resp = conn.getresponse()
+            return resp.status, resp.read(), resp.getheader("Content-Type", "application/x-amz-json-1.1")
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _error(status: int, etype: str, message: str):
+        return status, json.dumps({"__type": etype, "message": message}).encode(), "application/x-amz-json-1.1"
+
+    def _violation(self, msg: str):
+        with self.lock:
+            self.violations.append(msg)
+        return self._error(400, "ValidationException", msg)
+
+    def _put_records(self, path: str, headers: Dict[str, str], body: bytes):
+        import base64
+        import binascii
+
+        with self.lock:
+            index = len(self.calls)
+            call = {"records": 0, "bytes": 0, "status": None, "failed": 0}
+            self.calls.append(call)
+        problem = sigv4_problem("POST", path, headers, body, DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                                DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"], self.region)
+        if problem:
+            with self.lock:
+                self.signature_problems.append(f"PutRecords #{index}: {problem}")
+            if self.strict_signatures:
+                call["status"] = 400
+                return self._error(400, "IncompleteSignatureException", problem)
+        ctype = {k.lower(): v for k, v in headers.items()}.get("content-type", "")
+        if ctype.split(";")[0].strip() != "application/x-amz-json-1.1":
+            call["status"] = 400
+            return self._violation(f"PutRecords #{index}: Content-Type {ctype!r}")
+        try:
+            req = json.loads(body)
+            records = req["Records"]
+            sizes = []
+            for r in records:
+                key = r["PartitionKey"]
+                data = base64.b64decode(r["Data"], validate=True)
+                sizes.append((len(data), len(key), len(key.encode("utf-8"))))
+        except (ValueError, KeyError, TypeError, binascii.Error) as e:
+            call["status"] = 400
+            return self._violation(f"PutRecords #{index}: malformed request: {e}")
+        call["records"] = len(records)
+        call["bytes"] = sum(d + kb for d, _, kb in sizes)
+        problems = []
+        if not req.get("StreamName") and not req.get("StreamARN"):
+            problems.append("neither StreamName nor StreamARN")
+        if not 1 <= len(records) <= PUT_RECORDS_MAX_RECORDS:
+            problems.append(f"{len(records)} records (1 to {PUT_RECORDS_MAX_RECORDS} allowed)")
+        if call["bytes"] > PUT_RECORDS_MAX_BYTES:
+            problems.append(f"{call['bytes']} bytes of data + keys (at most {PUT_RECORDS_MAX_BYTES})")
+        for i, (d, kc, kb) in enumerate(sizes):
+            if not 1 <= kc <= PARTITION_KEY_MAX_CHARS:
+                problems.append(f"record {i}: partition key of {kc} characters")
+            if d + kb > RECORD_MAX_BYTES:
+                problems.append(f"record {i}: {d} + {kb} bytes (at most {RECORD_MAX_BYTES})")
+        if problems:
+            call["status"] = 400
+            return self._violation(f"PutRecords #{index}: " + "; ".join(problems[:5]))
+
+        fault = self.fault(index, len(records)) if self.fault else None
+        if fault and fault[0] == "call":
+            _, status, etype = fault
+            call["status"] = status
+            call["failed"] = len(records)
+            return self._error(status, etype, "injected by the test proxy")
+        failing = dict(fault[1]) if fault and fault[0] == "records" else {}
+        keep = [i for i in range(len(records)) if i not in failing]
+        results: Dict[int, dict] = {}
+        if keep and self.sink:
+            name = req.get("StreamName") or req.get("StreamARN", "").rsplit("/", 1)[-1]
+            with self.lock:
+                stored = self.stored.setdefault(name, [])
+                for i in keep:
+                    seq = str(49600000000000000000000000000000000000000000000000000000 + len(stored))
+                    stored.append({"data": base64.b64decode(records[i]["Data"]),
+                                   "partition_key": records[i]["PartitionKey"],
+                                   "sequence_number": seq, "shard": "shardId-000000000000", "arrival": None})
+                    results[i] = {"SequenceNumber": seq, "ShardId": "shardId-000000000000"}
+        elif keep:
+            sub = dict(req, Records=[records[i] for i in keep])
+            status, out, ctype = self._forward("POST", path, headers, json.dumps(sub).encode())
+            if status != 200:
+                call["status"] = status
+                return status, out, ctype
+            resp = json.loads(out)
+            for i, r in zip(keep, resp["Records"]):
+                results[i] = r
+        stream = req.get("StreamName") or req.get("StreamARN", "").rsplit("/", 1)[-1]
+        for i, code in failing.items():
+            results[i] = {"ErrorCode": code,
+                          "ErrorMessage": f"Rate exceeded for shard shardId-000000000000 in stream {stream} "
+                                          f"under account 000000000000."}
+        merged = [results[i] for i in range(len(records))]
+        failed = sum(1 for r in merged if r.get("ErrorCode"))
+        call["status"] = 200
+        call["failed"] = failed
+        out = json.dumps({"FailedRecordCount": failed, "Records": merged, "EncryptionType": "NONE"}).encode()
+        return 200, out, "application/x-amz-json-1.1"
+
+
+# --------------------------------------------------------------------------
 # the extension's record format
 
 

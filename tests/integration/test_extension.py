@@ -35,8 +35,12 @@ FUNCTION = {"name": "kte-demo", "version": "$LATEST", "region": "us-east-1"}
 class Run:
     """One lambda-sim run of the extension and what ended up in the stream."""
 
-    def __init__(self, res, records, delivered, workdir, function=FUNCTION):
+    def __init__(self, res, records, delivered, workdir, function=FUNCTION, proxy=None):
         self.res = res
+        # What the strict proxy saw of the extension's PutRecords calls.
+        self.put_calls = list(proxy.calls) if proxy else []
+        self.violations = list(proxy.violations) if proxy else []
+        self.signature_problems = list(proxy.signature_problems) if proxy else []
         self.summary = res.summary or {}
         self.records = records
         self.envelopes = [harness.parse_envelope(r) for r in records]
@@ -57,9 +61,9 @@ class Run:
         return [inv["requestId"] for inv in self.summary.get("invokes", [])]
 
 
-def sim_options(kinesis_local, stream, tmp_path, *, invokes, lines=3, line_bytes=None, kte=None,
+def sim_options(endpoint, stream, tmp_path, *, invokes, lines=3, line_bytes=None, kte=None,
                 idle_ms=20, extra_env=None, **options):
-    env = harness.kte_env(stream, kinesis_local.endpoint, **(kte or {}))
+    env = harness.kte_env(stream, endpoint, **(kte or {}))
     env["LINES_PER_INVOKE"] = str(lines)
     if line_bytes is not None:
         env["LINE_BYTES"] = str(line_bytes)
@@ -77,13 +81,21 @@ def sim_options(kinesis_local, stream, tmp_path, *, invokes, lines=3, line_bytes
     )
 
 
-def run_extension(kinesis_local, stream, tmp_path, function=FUNCTION, **kwargs):
-    opts = sim_options(kinesis_local, stream, tmp_path, **kwargs)
+def run_extension(kinesis_local, proxy, stream, tmp_path, function=FUNCTION, read=True, **kwargs):
+    """Run the sim with the extension shipping through proxy to kinesis-local
+    (or only to the proxy, in sink mode)."""
+    proxy.region = function["region"]
+    opts = sim_options(proxy.endpoint, stream, tmp_path, **kwargs)
     res = harness.run_sim(run_timeout=600, **opts)
-    # kinesis-local keeps streams per region, like Kinesis.
-    records = harness.Kinesis(kinesis_local.endpoint, function["region"]).read_all(stream)
+    if not read:
+        records = []
+    elif proxy.sink:
+        records = proxy.read_sink(stream)
+    else:
+        # kinesis-local keeps streams per region, like Kinesis.
+        records = harness.Kinesis(kinesis_local.endpoint, function["region"]).read_all(stream)
     delivered = harness.read_telemetry_log(opts["telemetry_log"], KTE)
-    return Run(res, records, delivered, tmp_path, function)
+    return Run(res, records, delivered, tmp_path, function, proxy)
 
 
 def expected_line(inv, n, rid, line_bytes=None):
@@ -112,9 +124,16 @@ def assert_clean_run(run, invokes):
     assert s["shutdown"]["exitCodes"][KTE] == 0
     sub = s["subscribers"][KTE]
     assert sub["dropped"] == 0, sub
+    assert_kinesis_rules_kept(run)
 
 
-def assert_stream_matches_delivery(run, partition_key="environment", shards=1):
+def assert_kinesis_rules_kept(run):
+    """Every PutRecords within Kinesis's limits and correctly signed."""
+    assert run.violations == [], run.violations[:5]
+    assert all(c["records"] <= harness.PUT_RECORDS_MAX_RECORDS for c in run.put_calls)
+
+
+def assert_stream_matches_delivery(run, partition_key="environment", shards=1, ordered=True):
     """Exactly one record per delivered event: seq k holds delivered event k
     byte for byte (or its truncated beginning), seq contiguous from 1."""
     envs, delivered = run.envelopes, run.delivered
@@ -143,7 +162,9 @@ def assert_stream_matches_delivery(run, partition_key="environment", shards=1):
             assert harness.raw_event_text(rec["data"]) == raw, (e["seq"], rec["data"][:300], raw[:300])
         if partition_key == "environment":
             assert e["_partition_key"] == env_id
-    if shards == 1:
+    if not ordered:
+        pass  # records failed and re-sent land after later ones
+    elif shards == 1:
         # One shard, one partition key: the stream keeps the extension's order.
         assert [e["seq"] for e in envs] == list(range(1, len(envs) + 1))
     else:
@@ -154,7 +175,7 @@ def assert_stream_matches_delivery(run, partition_key="environment", shards=1):
     return env_id
 
 
-def assert_emf(run, truncated=0):
+def assert_emf(run, truncated=0, batches_failed=0):
     """The extension's shutdown metrics line agrees with the stream."""
     assert len(run.emf) == 1, f"expected one EMF line on the extension's stdout\n{run.res.stderr[-3000:]}"
     m = run.emf[0]
@@ -164,7 +185,7 @@ def assert_emf(run, truncated=0):
     assert m["EventsDropped"] == 0, m
     assert m["EventsTruncated"] == truncated, m
     assert m["PostsMalformed"] == 0 and m["PostsRejected"] == 0 and m["PostsOversized"] == 0, m
-    assert m["BatchesFailed"] == 0, m
+    assert m["BatchesFailed"] == batches_failed, m
     return m
 
 
@@ -235,11 +256,13 @@ def assert_extension_events(run, env_id, json_format=False):
 
 
 @pytest.fixture(scope="module")
-def big_run(kinesis_local, extension_bin, lambda_sim, tmp_path_factory):
+def big_run(kinesis_local, kinesis_proxy_session, extension_bin, lambda_sim, tmp_path_factory):
+    proxy = kinesis_proxy_session
+    proxy.reset(region=harness.REGION)
     stream = harness.unique_stream_name("big-text")
     kinesis_local.create_stream(stream)
     tmp = tmp_path_factory.mktemp("big-run")
-    run = run_extension(kinesis_local, stream, tmp, invokes=100, lines=10, line_bytes=100,
+    run = run_extension(kinesis_local, proxy, stream, tmp, invokes=100, lines=10, line_bytes=100,
                         kte={"LOG_LEVEL": "info"})
     yield run
     kinesis_local.delete_stream(stream)
@@ -277,8 +300,8 @@ def test_big_run_metrics_line(big_run):
 # JSON log format
 
 
-def test_json_log_format(kinesis_local, stream, extension_bin, lambda_sim, tmp_path):
-    run = run_extension(kinesis_local, stream, tmp_path, invokes=20, lines=5, log_format="json",
+def test_json_log_format(kinesis_local, kinesis_proxy, stream, extension_bin, lambda_sim, tmp_path):
+    run = run_extension(kinesis_local, kinesis_proxy, stream, tmp_path, invokes=20, lines=5, log_format="json",
                         kte={"LOG_LEVEL": "info"})
     assert_clean_run(run, 20)
     env_id = assert_stream_matches_delivery(run)
@@ -293,8 +316,8 @@ def test_json_log_format(kinesis_local, stream, extension_bin, lambda_sim, tmp_p
 
 
 @pytest.mark.parametrize("flush", ["end", "periodic,200", "continuous,50"])
-def test_flush_modes(kinesis_local, stream, extension_bin, lambda_sim, tmp_path, flush):
-    run = run_extension(kinesis_local, stream, tmp_path, invokes=8, lines=4, kte={"FLUSH": flush})
+def test_flush_modes(kinesis_local, kinesis_proxy, stream, extension_bin, lambda_sim, tmp_path, flush):
+    run = run_extension(kinesis_local, kinesis_proxy, stream, tmp_path, invokes=8, lines=4, kte={"FLUSH": flush})
     assert_clean_run(run, 8)
     assert_stream_matches_delivery(run)
     assert_function_lines(run, 8, 4)
@@ -303,13 +326,13 @@ def test_flush_modes(kinesis_local, stream, extension_bin, lambda_sim, tmp_path,
 
 
 @pytest.mark.parametrize("mode", ["request", "function", "random"])
-def test_partition_keys_over_shards(kinesis_local, extension_bin, lambda_sim, tmp_path, mode):
+def test_partition_keys_over_shards(kinesis_local, kinesis_proxy, extension_bin, lambda_sim, tmp_path, mode):
     stream = harness.unique_stream_name(f"pk-{mode}")
     function = {"name": "kte-it-fn", "version": "$LATEST", "region": "eu-west-1"}
     kinesis = harness.Kinesis(kinesis_local.endpoint, "eu-west-1")
     kinesis.create_stream(stream, shards=4)
     try:
-        run = run_extension(kinesis_local, stream, tmp_path, function=function, invokes=10, lines=4,
+        run = run_extension(kinesis_local, kinesis_proxy, stream, tmp_path, function=function, invokes=10, lines=4,
                             kte={"PARTITION_KEY": mode}, function_name="kte-it-fn", region="eu-west-1")
         assert_clean_run(run, 10)
         assert_stream_matches_delivery(run, partition_key=mode, shards=4)
@@ -334,9 +357,9 @@ def test_partition_keys_over_shards(kinesis_local, extension_bin, lambda_sim, tm
         kinesis.delete_stream(stream)
 
 
-def test_oversized_events_truncated(kinesis_local, stream, extension_bin, lambda_sim, tmp_path):
+def test_oversized_events_truncated(kinesis_local, kinesis_proxy, stream, extension_bin, lambda_sim, tmp_path):
     # 6 function lines of 5000 bytes with records limited to 2048 bytes.
-    run = run_extension(kinesis_local, stream, tmp_path, invokes=2, lines=3, line_bytes=5000,
+    run = run_extension(kinesis_local, kinesis_proxy, stream, tmp_path, invokes=2, lines=3, line_bytes=5000,
                         kte={"MAX_RECORD_BYTES": "2048"})
     assert_clean_run(run, 2)
     assert_stream_matches_delivery(run)
@@ -372,9 +395,9 @@ def test_oversized_events_truncated(kinesis_local, stream, extension_bin, lambda
     ids=["buffer-timeout-5", "no-stream-name", "bad-flush", "bad-partition-key", "bad-types",
          "record-bytes-over-1MiB"],
 )
-def test_configuration_error_fails_init(kinesis_local, stream, extension_bin, lambda_sim, tmp_path,
+def test_configuration_error_fails_init(kinesis_local, kinesis_proxy, stream, extension_bin, lambda_sim, tmp_path,
                                         overrides, variable):
-    opts = sim_options(kinesis_local, stream, tmp_path, invokes=2, kte=overrides)
+    opts = sim_options(kinesis_proxy.endpoint, stream, tmp_path, invokes=2, kte=overrides)
     res = harness.run_sim(run_timeout=300, **opts)
     s = res.summary
     assert res.exit_code == 1, res.describe()
@@ -390,17 +413,18 @@ def test_configuration_error_fails_init(kinesis_local, stream, extension_bin, la
     assert ext["killed"] is False
     assert s["invokes"] == []
     assert kinesis_local.read_all(stream) == []
+    assert kinesis_proxy.calls == []
 
 
 # --------------------------------------------------------------------------
 # SIGTERM
 
 
-def test_sigterm_flushes_buffered_records(kinesis_local, stream, extension_bin, lambda_sim, tmp_path):
+def test_sigterm_flushes_buffered_records(kinesis_local, kinesis_proxy, stream, extension_bin, lambda_sim, tmp_path):
     """SIGTERM while the extension holds an invoke's records (KTE_FLUSH=end
     flushes only once the runtime is done, and this runtime sleeps): the
     extension ships what it has and exits 0."""
-    opts = sim_options(kinesis_local, stream, tmp_path, invokes=1, lines=10, kte={"FLUSH": "end"},
+    opts = sim_options(kinesis_proxy.endpoint, stream, tmp_path, invokes=1, lines=10, kte={"FLUSH": "end"},
                        event={"sleepMs": 120000}, timeout=300)
     sim = harness.start_sim(**opts)
     try:
@@ -428,7 +452,8 @@ def test_sigterm_flushes_buffered_records(kinesis_local, stream, extension_bin, 
             sim.kill()
     records = kinesis_local.read_all(stream)
     delivered = harness.read_telemetry_log(tlog, KTE)
-    run = Run(res, records, delivered, tmp_path)
+    run = Run(res, records, delivered, tmp_path, proxy=kinesis_proxy)
+    assert_kinesis_rules_kept(run)
     ext = run.summary["extensions"][KTE]
     assert ext["exitCode"] == 0, run.describe()
     assert ext["killed"] is False
@@ -444,10 +469,9 @@ def test_sigterm_flushes_buffered_records(kinesis_local, stream, extension_bin, 
 # Kinesis trouble must not keep the extension past the shutdown deadline
 
 
-def test_missing_stream_drops_and_exits_cleanly(kinesis_local, extension_bin, lambda_sim, tmp_path):
-    opts = sim_options(kinesis_local, "kte-no-such-stream", tmp_path, invokes=3, lines=2)
-    res = harness.run_sim(run_timeout=300, **opts)
-    run = Run(res, [], harness.read_telemetry_log(opts["telemetry_log"], KTE), tmp_path)
+def test_missing_stream_drops_and_exits_cleanly(kinesis_local, kinesis_proxy, extension_bin, lambda_sim, tmp_path):
+    run = run_extension(kinesis_local, kinesis_proxy, "kte-no-such-stream", tmp_path, read=False,
+                        invokes=3, lines=2)
     assert_clean_run(run, 3)
     assert "kte-no-such-stream" not in kinesis_local.kinesis.list_streams()
     assert len(run.emf) == 1, run.res.stderr[-3000:]
@@ -457,15 +481,93 @@ def test_missing_stream_drops_and_exits_cleanly(kinesis_local, extension_bin, la
     assert m["EventsDropped"] == m["EventsReceived"], m
 
 
-def test_unreachable_endpoint_exits_before_deadline(kinesis_local, extension_bin, lambda_sim, tmp_path):
+def test_unreachable_endpoint_exits_before_deadline(kinesis_local, kinesis_proxy, extension_bin, lambda_sim, tmp_path):
     dead = f"http://127.0.0.1:{harness.free_port()}"
-    opts = sim_options(kinesis_local, "kte-unreachable", tmp_path, invokes=2, lines=2,
-                       kte={"ENDPOINT": dead})
-    res = harness.run_sim(run_timeout=300, **opts)
-    run = Run(res, [], harness.read_telemetry_log(opts["telemetry_log"], KTE), tmp_path)
+    run = run_extension(kinesis_local, kinesis_proxy, "kte-unreachable", tmp_path, read=False,
+                        invokes=2, lines=2, kte={"ENDPOINT": dead})
     assert_clean_run(run, 2)
     assert len(run.emf) == 1, res.stderr[-3000:]
     m = run.emf[0]
     assert m["EventsReceived"] == len(run.delivered) > 0
     assert m["EventsDelivered"] == 0
     assert m["EventsDropped"] == m["EventsReceived"], m
+
+
+# --------------------------------------------------------------------------
+# Kinesis limits and failures (through the strict proxy)
+
+
+def test_putrecords_carry_a_valid_sigv4_signature(kinesis_local, kinesis_proxy, stream, extension_bin,
+                                                 lambda_sim, tmp_path):
+    """kinesis-local ignores signatures; real Kinesis does not. Every signed
+    header must be present and the signature must verify."""
+    run = run_extension(kinesis_local, kinesis_proxy, stream, tmp_path, invokes=2, lines=2)
+    assert_clean_run(run, 2)
+    assert len(run.put_calls) > 0
+    assert run.signature_problems == [], run.signature_problems[:3]
+
+
+def test_large_flush_split_within_putrecords_limits(kinesis_local, kinesis_proxy, stream, extension_bin,
+                                                   lambda_sim, tmp_path):
+    # One invoke, 1200 lines: one flush of over 1200 records -> at least 3 calls.
+    run = run_extension(kinesis_local, kinesis_proxy, stream, tmp_path, invokes=1, lines=1200, line_bytes=300)
+    assert_clean_run(run, 1)
+    assert_stream_matches_delivery(run)
+    assert_function_lines(run, 1, 1200, line_bytes=300)
+    ok = [c for c in run.put_calls if c["status"] == 200]
+    assert sum(c["records"] for c in ok) == len(run.records)
+    assert len(ok) >= 3 and max(c["records"] for c in ok) <= 500, [c["records"] for c in ok]
+    assert_emf(run)
+
+
+def test_large_records_split_by_request_bytes(kinesis_local, kinesis_proxy, stream, extension_bin, lambda_sim,
+                                             tmp_path):
+    # 8 lines of 900 KiB: ~7 MiB, more than one 5 MiB PutRecords can carry.
+    # kinesis-local needs ~1 s per such record: the proxy stores them itself.
+    kinesis_proxy.sink = True
+    run = run_extension(kinesis_local, kinesis_proxy, stream, tmp_path, invokes=1, lines=8,
+                        line_bytes=900 * 1024)
+    assert_clean_run(run, 1)
+    assert_stream_matches_delivery(run)
+    assert_function_lines(run, 1, 8, line_bytes=900 * 1024)
+    ok = [c for c in run.put_calls if c["status"] == 200]
+    assert len(ok) >= 2 and max(c["bytes"] for c in ok) <= harness.PUT_RECORDS_MAX_BYTES
+    assert_emf(run)
+
+
+def test_throttled_records_retried_exactly_once_each(kinesis_local, kinesis_proxy, stream, extension_bin,
+                                                    lambda_sim, tmp_path):
+    # The first 6 PutRecords calls have every other record throttled.
+    def fault(index, n):
+        if index < 6:
+            return ("records", {i: "ProvisionedThroughputExceededException" for i in range(0, n, 2)})
+        return None
+
+    kinesis_proxy.fault = fault
+    run = run_extension(kinesis_local, kinesis_proxy, stream, tmp_path, invokes=10, lines=5)
+    assert_clean_run(run, 10)
+    injected = sum(c["failed"] for c in run.put_calls)
+    assert injected > 0
+    assert_stream_matches_delivery(run, ordered=False)
+    assert_function_lines(run, 10, 5)
+    assert_platform_events(run, 10)
+    m = assert_emf(run)
+    assert m["RecordsRetried"] == injected, (m["RecordsRetried"], injected)
+
+
+def test_failed_calls_retried_without_loss_or_duplicates(kinesis_local, kinesis_proxy, stream, extension_bin,
+                                                        lambda_sim, tmp_path):
+    # Calls 0, 1 and 3 fail as a whole (500 InternalFailure, 503, 500).
+    errors = {0: ("call", 500, "InternalFailure"), 1: ("call", 503, "ServiceUnavailable"),
+              3: ("call", 500, "InternalFailure")}
+    kinesis_proxy.fault = lambda index, n: errors.get(index)
+    run = run_extension(kinesis_local, kinesis_proxy, stream, tmp_path, invokes=6, lines=5)
+    assert_clean_run(run, 6)
+    assert [c["status"] for c in run.put_calls[:2]] == [500, 503]
+    assert_stream_matches_delivery(run)
+    assert_function_lines(run, 6, 5)
+    assert_platform_events(run, 6)
+    failed = [c for c in run.put_calls if c["status"] != 200]
+    assert len(failed) == 3
+    m = assert_emf(run, batches_failed=3)
+    assert m["RecordsRetried"] == sum(c["records"] for c in failed), m

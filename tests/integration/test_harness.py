@@ -255,3 +255,70 @@ def test_kinesis_cli_serve_create_read(tmp_path):
             serve.wait()
         serve.stdout.close()
         serve.stderr.close()
+
+
+def _signed_put_records(body, region="us-east-1", key=None, secret=None):
+    import botocore.auth
+    import botocore.awsrequest
+    import botocore.credentials
+
+    creds = botocore.credentials.Credentials(key or harness.DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                                             secret or harness.DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+    req = botocore.awsrequest.AWSRequest(
+        method="POST", url="http://127.0.0.1:1/", data=body,
+        headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "Kinesis_20131202.PutRecords"})
+    botocore.auth.SigV4Auth(creds, "kinesis", region).add_auth(req)
+    headers = dict(req.headers.items())
+    headers["Host"] = "127.0.0.1:1"
+    return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in headers.items()}
+
+
+def test_sigv4_check():
+    body = b'{"StreamName":"s","Records":[]}'
+    ok = _signed_put_records(body)
+    assert harness.sigv4_problem("POST", "/", ok, body, "AKIDEXAMPLE", harness.DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"], "us-east-1") is None
+    sec = harness.DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]
+    assert harness.sigv4_problem("POST", "/", ok, body + b" ", "AKIDEXAMPLE", sec, "us-east-1") == "signature does not match"
+    assert harness.sigv4_problem("POST", "/", ok, body, "AKIDEXAMPLE", "other", "us-east-1") == "signature does not match"
+    assert "scope" in harness.sigv4_problem("POST", "/", ok, body, "AKIDEXAMPLE", sec, "eu-west-1")
+    assert "access key" in harness.sigv4_problem("POST", "/", ok, body, "AKIDOTHER", sec, "us-east-1")
+    assert "not SigV4" in harness.sigv4_problem("POST", "/", {}, body, "AKIDEXAMPLE", sec, "us-east-1")
+
+
+def test_proxy_enforces_limits_and_injects_faults(kinesis_local, kinesis_proxy):
+    import base64
+
+    name = "proxy-" + os.urandom(4).hex()
+    kinesis_local.create_stream(name)
+    k = harness.Kinesis(kinesis_proxy.endpoint)  # botocore signs like any SDK
+    try:
+        assert k.put_records(name, [(b"a", "k1"), (b"b", "k2")])["FailedRecordCount"] == 0
+        with pytest.raises(Exception, match="ValidationException"):
+            k.put_records(name, [(b"x", "k")] * 501)
+        with pytest.raises(Exception, match="ValidationException"):
+            k.put_records(name, [(b"x" * (1024 * 1024), "k")])  # 1 MiB + key
+        with pytest.raises(Exception, match="ValidationException"):
+            k.put_records(name, [(b"x" * (900 * 1024), "k")] * 6)  # over 5 MiB
+        with pytest.raises(Exception, match="ValidationException"):
+            k.put_records(name, [(b"x", "k" * 257)])
+        assert len(kinesis_proxy.violations) == 4
+        assert [c["status"] for c in kinesis_proxy.calls] == [200, 400, 400, 400, 400]
+        kinesis_proxy.violations.clear()
+        kinesis_proxy.fault = lambda i, n: ("records", {0: "ProvisionedThroughputExceededException"}) if i == 5 else None
+        resp = k.put_records(name, [(b"c", "k3"), (b"d", "k4")])
+        assert resp["FailedRecordCount"] == 1
+        assert resp["Records"][0]["ErrorCode"] == "ProvisionedThroughputExceededException"
+        assert "SequenceNumber" in resp["Records"][1]
+        kinesis_proxy.fault = lambda i, n: ("call", 500, "InternalFailure")
+        k.client.meta.config.retries = {"max_attempts": 1}
+        with pytest.raises(Exception):
+            harness.Kinesis(kinesis_proxy.endpoint).client.put_records(
+                StreamName=name, Records=[{"Data": b"e", "PartitionKey": "k"}])
+        kinesis_proxy.fault = None
+        assert kinesis_proxy.violations == []
+        # Only what was accepted is stored: a, b, d.
+        assert [r["data"] for r in kinesis_local.read_all(name)] == [b"a", b"b", b"d"]
+        assert base64  # noqa
+    finally:
+        k.client.close()
+        kinesis_local.delete_stream(name)
