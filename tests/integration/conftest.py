@@ -10,30 +10,19 @@
   only when KTE_ALLOW_SKIP=1 is set (CI must never go green by skipping).
 """
 
-import os
-
 import pytest
 
 import harness
 
 
-def require_executable(path, what):
-    if os.path.isfile(path) and os.access(path, os.X_OK):
-        return path
-    msg = f"{what} not found at {path} (build it first: make build)"
-    if os.environ.get("KTE_ALLOW_SKIP") == "1":
-        pytest.skip(msg + "; skipped because KTE_ALLOW_SKIP=1")
-    pytest.fail(msg + " -- set KTE_ALLOW_SKIP=1 to skip instead", pytrace=False)
-
-
 @pytest.fixture(scope="session")
 def extension_bin():
-    return require_executable(harness.EXTENSION, "the extension binary")
+    return harness.require_executable(harness.EXTENSION, "the extension binary")
 
 
 @pytest.fixture(scope="session")
 def lambda_sim():
-    return require_executable(harness.LAMBDA_SIM, "lambda-sim")
+    return harness.require_executable(harness.LAMBDA_SIM, "lambda-sim")
 
 
 @pytest.fixture(scope="session")

@@ -60,6 +60,19 @@ class HarnessError(RuntimeError):
     """The harness itself could not do its job (not a product failure)."""
 
 
+def require_executable(path: os.PathLike | str, what: str):
+    """For pytest: path if it is an executable file; else fail the test, or
+    skip it when KTE_ALLOW_SKIP=1 (CI must never go green by skipping)."""
+    import pytest
+
+    if os.path.isfile(path) and os.access(path, os.X_OK):
+        return path
+    msg = f"{what} not found at {path} (build it first: make build)"
+    if os.environ.get("KTE_ALLOW_SKIP") == "1":
+        pytest.skip(msg + "; skipped because KTE_ALLOW_SKIP=1")
+    pytest.fail(msg + " -- set KTE_ALLOW_SKIP=1 to skip instead", pytrace=False)
+
+
 # --------------------------------------------------------------------------
 # ports
 

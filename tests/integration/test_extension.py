@@ -571,3 +571,27 @@ def test_failed_calls_retried_without_loss_or_duplicates(kinesis_local, kinesis_
     assert len(failed) == 3
     m = assert_emf(run, batches_failed=3)
     assert m["RecordsRetried"] == sum(c["records"] for c in failed), m
+
+
+# --------------------------------------------------------------------------
+# Lambda Managed Instances
+
+
+def test_managed_instances_mode(kinesis_local, kinesis_proxy, stream, extension_bin, lambda_sim, tmp_path):
+    """Concurrent invokes, SHUTDOWN-only registration, schema 2025-01-29,
+    no runtimeDone: every event still shipped once."""
+    run = run_extension(kinesis_local, kinesis_proxy, stream, tmp_path, invokes=12, lines=3,
+                        mode="managed-instances")
+    assert_clean_run(run, 12)
+    assert run.summary["extensions"][KTE]["events"] == ["SHUTDOWN"]
+    assert run.summary["subscribers"][KTE]["schemaVersion"] == "2025-01-29"
+    assert_stream_matches_delivery(run)
+    rids = run.request_ids()
+    got = collections.Counter(ev["record"] for _, ev in run.events("function"))
+    # The example runtime serves one invoke at a time, in the order started.
+    want = collections.Counter(expected_line(i, n, rid) for i, rid in enumerate(rids, 1) for n in (1, 2, 3))
+    assert got == want
+    assert run.events("platform.runtimeDone") == []
+    for t in ("platform.start", "platform.report"):
+        assert sorted(ev["record"]["requestId"] for _, ev in run.events(t)) == sorted(rids), t
+    assert_emf(run)

@@ -322,3 +322,22 @@ def test_proxy_enforces_limits_and_injects_faults(kinesis_local, kinesis_proxy):
     finally:
         k.client.close()
         kinesis_local.delete_stream(name)
+
+
+def test_missing_executable_fails_unless_skip_allowed(monkeypatch, tmp_path):
+    missing = tmp_path / "nope"
+    monkeypatch.delenv("KTE_ALLOW_SKIP", raising=False)
+    with pytest.raises(pytest.fail.Exception, match="KTE_ALLOW_SKIP=1 to skip"):
+        harness.require_executable(missing, "thing")
+    monkeypatch.setenv("KTE_ALLOW_SKIP", "0")
+    with pytest.raises(pytest.fail.Exception):
+        harness.require_executable(missing, "thing")
+    monkeypatch.setenv("KTE_ALLOW_SKIP", "1")
+    with pytest.raises(pytest.skip.Exception):
+        harness.require_executable(missing, "thing")
+    plain = tmp_path / "plain"
+    plain.write_text("")
+    monkeypatch.delenv("KTE_ALLOW_SKIP")
+    with pytest.raises(pytest.fail.Exception):
+        harness.require_executable(plain, "not executable")
+    assert harness.require_executable("/bin/sh", "sh") == "/bin/sh"
