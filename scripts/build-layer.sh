@@ -66,6 +66,11 @@ fetch_sources
 
 EXT=kinesis-telemetry-extension
 
+# aarch64 gcc at -Os inlines differently and flags a (harmless) truncation in
+# src/kte_pipeline.c that the x86_64 build does not see; keep it a warning
+# until src/ is changed (see docs/layer.md).
+EXT_CFLAGS="-Wno-error=format-truncation"
+
 # The extension for $ARCH, from this work tree, against the cached deps.
 build_extension() {
   local out=$BUILD/layer-build/$ARCH
@@ -77,7 +82,7 @@ build_extension() {
     cmake -S "$REPO" -B "$cm" -DCMAKE_BUILD_TYPE=MinSizeRel \
       -DCMAKE_TOOLCHAIN_FILE="$ARCH_DIR/toolchain.cmake" \
       -DKTE_STATIC=ON -DKTE_TESTS=OFF -DKTE_SANITIZE=OFF \
-      -DCMAKE_C_FLAGS="$DEP_CFLAGS" \
+      -DCMAKE_C_FLAGS="$DEP_CFLAGS $EXT_CFLAGS" \
       -DCMAKE_EXE_LINKER_FLAGS="-Wl,--gc-sections -Wl,-O1 -Wl,--hash-style=gnu -Wl,--build-id=sha1"
   run_step extension-build cmake --build "$cm" --target "$EXT" -j "$JOBS"
   rm -rf "$stage"
