@@ -211,6 +211,13 @@ static inline yajl_val kt_json_get(yajl_val v, yajl_type t, const char *k1, cons
     return yajl_tree_get(v, path, t);
 }
 
+/* A string value, or a marker that compares unequal to any real string. */
+static inline const char *kt_str(yajl_val v)
+{
+    const char *s = YAJL_IS_STRING(v) ? YAJL_GET_STRING(v) : NULL;
+    return s ? s : "\x01(not a string)";
+}
+
 static inline const char *kt_json_str(yajl_val v, const char *k1, const char *k2)
 {
     yajl_val s = kt_json_get(v, yajl_t_string, k1, k2, NULL);
