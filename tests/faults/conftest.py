@@ -1,0 +1,91 @@
+"""Fixtures for the fault-injection suite.
+
+* kinesis_local (session): one kinesis-local for the run (harness.KinesisLocal).
+* stream: a fresh 1-shard stream per test, deleted afterwards.
+* proxy: a FaultProxy (tests/faults/fault_proxy.py) in front of kinesis-local,
+  fresh per test (fresh counters, seed 1234), its log in the test's tmp dir.
+* extension_bin / lambda_sim: paths; a missing one FAILS the test unless
+  KTE_ALLOW_SKIP=1 (CI must never go green by skipping).
+
+tests/integration/harness.py is imported (not modified): its directory is put
+on sys.path here.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "integration"))
+sys.path.insert(0, str(HERE))
+
+import harness  # noqa: E402
+from fault_proxy import FaultProxy  # noqa: E402
+import faultlib  # noqa: E402
+
+
+def require_executable(path, what):
+    if os.path.isfile(path) and os.access(path, os.X_OK):
+        return path
+    msg = f"{what} not found at {path} (build it first: make build)"
+    if os.environ.get("KTE_ALLOW_SKIP") == "1":
+        pytest.skip(msg + "; skipped because KTE_ALLOW_SKIP=1")
+    pytest.fail(msg + " -- set KTE_ALLOW_SKIP=1 to skip instead", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def extension_bin():
+    return require_executable(harness.EXTENSION, "the extension binary")
+
+
+@pytest.fixture(scope="session")
+def lambda_sim():
+    return require_executable(harness.LAMBDA_SIM, "lambda-sim")
+
+
+@pytest.fixture(scope="session")
+def kinesis_local(tmp_path_factory):
+    log = tmp_path_factory.mktemp("kinesis-local") / "kinesis-local.log"
+    kl = harness.KinesisLocal(log_path=log)
+    try:
+        kl.start()
+    except harness.HarnessError as e:
+        pytest.fail(f"kinesis-local: {e}", pytrace=False)
+    yield kl
+    kl.stop()
+
+
+@pytest.fixture
+def stream(kinesis_local, request):
+    name = faultlib.stream_name(request.node.name)
+    kinesis_local.create_stream(name)
+    yield name
+    try:
+        kinesis_local.delete_stream(name)
+    except Exception:
+        pass  # kinesis-local is gone or the stream already deleted
+
+
+@pytest.fixture
+def proxy(kinesis_local, tmp_path):
+    log = open(tmp_path / "fault-proxy.log", "a")
+    p = FaultProxy(kinesis_local.endpoint, seed=1234, log=log).start()
+    yield p
+    p.stop()
+    log.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if not rep.failed or not hasattr(item, "funcargs"):
+        return
+    kl = item.funcargs.get("kinesis_local")
+    if kl is not None:
+        rep.sections.append(("kinesis-local log", f"{kl.log_path}\n{kl.log_tail(20)}"))
+    p = item.funcargs.get("proxy")
+    if p is not None:
+        rep.sections.append(("fault-proxy stats", repr(p.stats())))
