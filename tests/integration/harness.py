@@ -123,6 +123,15 @@ def _kill_group(proc: subprocess.Popen, term_wait: float = 5.0) -> None:
         proc.wait(timeout=10)
 
 
+def _die_with_parent() -> None:
+    """preexec_fn: SIGKILL this child when the process that started it dies
+    (Linux PR_SET_PDEATHSIG), so a killed test run leaves no server behind."""
+    import ctypes
+
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+
+
 def _proc_exe(pid: int) -> Optional[str]:
     try:
         exe = os.readlink(f"/proc/{pid}/exe")
@@ -413,6 +422,7 @@ class KinesisLocal:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    preexec_fn=_die_with_parent,
                 )
             finally:
                 log.close()

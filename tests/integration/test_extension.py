@@ -120,7 +120,9 @@ def assert_clean_run(run, invokes):
     # Exited 0 on its own before the shutdown deadline: not killed.
     assert ext["killed"] is False, run.describe()
     assert ext["exitCode"] == 0, run.describe()
-    assert s["shutdown"]["killed"] == [], run.describe()
+    # (The example runtime gets 300 ms to exit on SIGTERM; on a loaded
+    # machine it may be killed, which says nothing about the extension.)
+    assert KTE not in s["shutdown"]["killed"], run.describe()
     assert s["shutdown"]["exitCodes"][KTE] == 0
     sub = s["subscribers"][KTE]
     assert sub["dropped"] == 0, sub
