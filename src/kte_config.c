@@ -196,16 +196,42 @@ const char *const kte_ca_bundle_paths[] = {
     NULL,
 };
 
+/* Whether s[0..n) is a dotted IPv4 address in 127.0.0.0/8. */
+static bool is_ipv4_loopback(const char *s, size_t n)
+{
+    int parts = 0, digits = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '.') {
+            if (!digits)
+                return false;
+            parts++;
+            digits = 0;
+        } else if (s[i] >= '0' && s[i] <= '9' && digits < 3) {
+            digits++;
+        } else {
+            return false;
+        }
+    }
+    return parts == 3 && digits && n > 4 && !strncmp(s, "127.", 4);
+}
+
 bool kte_url_is_loopback(const char *url)
 {
     const char *h = strstr(url, "://");
     if (!h)
         return false;
     h += 3;
-    size_t n = strcspn(h, ":/");
-    if (*h == '[') /* [::1]:port */
-        return strncmp(h, "[::1]", 5) == 0;
-    return (n == 9 && !strncmp(h, "localhost", 9)) || !strncmp(h, "127.", 4);
+    size_t authority = strcspn(h, "/?#");
+    /* user@host: the host is after the '@'; refuse rather than guess. */
+    if (memchr(h, '@', authority))
+        return false;
+    if (*h == '[') {
+        const char *end = memchr(h, ']', authority);
+        return end && end - h == 4 && !strncmp(h, "[::1]", 5) &&
+               (end[1] == '\0' || end[1] == ':' || end[1] == '/');
+    }
+    size_t n = strcspn(h, ":/?#");
+    return (n == 9 && !strncasecmp(h, "localhost", 9)) || is_ipv4_loopback(h, n);
 }
 
 static bool is_file(const char *p)
@@ -293,8 +319,39 @@ static int load_buffer(struct ctx *c, struct kte_config *cfg)
     return 0;
 }
 
+/* arn:aws[-partition]:kinesis:<region>:<12 digits>:stream/<name without
+ * white space>, the pattern of the Kinesis API model. Copies the region. */
+static int parse_stream_arn(const char *arn, char *region, size_t region_len)
+{
+    if (strncmp(arn, "arn:aws", 7) != 0)
+        return -1;
+    const char *p = strchr(arn + 4, ':'); /* end of the partition */
+    if (!p || strncmp(p, ":kinesis:", 9) != 0)
+        return -1;
+    const char *r = p + 9;
+    const char *r_end = strchr(r, ':');
+    if (!r_end || r_end == r || (size_t)(r_end - r) >= region_len)
+        return -1;
+    const char *acct = r_end + 1;
+    for (int i = 0; i < 12; i++)
+        if (acct[i] < '0' || acct[i] > '9')
+            return -1;
+    if (strncmp(acct + 12, ":stream/", 8) != 0)
+        return -1;
+    const char *name = acct + 20;
+    if (!*name)
+        return -1;
+    for (const char *q = name; *q; q++)
+        if (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
+            return -1;
+    memcpy(region, r, (size_t)(r_end - r));
+    region[r_end - r] = '\0';
+    return 0;
+}
+
 static int load_destination(struct ctx *c, struct kte_config *cfg)
 {
+    char arn_region[64] = "";
     const char *name = get(c, "KTE_STREAM_NAME");
     const char *arn = get(c, "KTE_STREAM_ARN");
     if (!name && !arn)
@@ -324,17 +381,18 @@ static int load_destination(struct ctx *c, struct kte_config *cfg)
         if (copy_str(c, "KTE_STREAM_NAME", name, cfg->stream_name, sizeof cfg->stream_name))
             return -1;
     } else {
-        if (strncmp(arn, "arn:aws", 7) != 0 || !strstr(arn, ":kinesis:") ||
-            !strstr(arn, ":stream/"))
-            return fail(c, ERR_INVALID,
-                        "KTE_STREAM_ARN='%s' is not a Kinesis stream ARN "
-                        "(arn:aws:kinesis:<region>:<account>:stream/<name>)",
-                        arn);
+        if (parse_stream_arn(arn, arn_region, sizeof arn_region) != 0)
+            return fail(
+                c, ERR_INVALID,
+                "KTE_STREAM_ARN='%s' is not a Kinesis stream ARN "
+                "(arn:aws:kinesis:<region>:<account>:stream/<name>, with a 12-digit account)",
+                arn);
         if (copy_str(c, "KTE_STREAM_ARN", arn, cfg->stream_arn, sizeof cfg->stream_arn))
             return -1;
     }
 
-    const char *region = get(c, "AWS_REGION");
+    /* A stream ARN names its region; requests go (and are signed) there. */
+    const char *region = arn_region[0] ? arn_region : get(c, "AWS_REGION");
     if (!region)
         region = get(c, "AWS_DEFAULT_REGION");
     if (!region)

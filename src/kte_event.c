@@ -230,6 +230,12 @@ int kte_event_parse(const char *body, size_t len, struct kte_event_list *out, ch
         snprintf(err, errlen, "empty body; expected a JSON array of events");
         return -1;
     }
+    /* yajl takes form feed and vertical tab as white space; JSON does not,
+     * and no valid JSON text holds them raw (not even inside strings). */
+    if (memchr(body, '\f', len) || memchr(body, '\v', len)) {
+        snprintf(err, errlen, "malformed JSON: form feed or vertical tab outside a string");
+        return -1;
+    }
     if (body[i] == '{')
         s.event_depth = 0;
     else if (body[i] != '[') {

@@ -4,9 +4,12 @@ struct kte_invoke_plan kte_flush_plan_invoke(const struct kte_config *cfg, int64
                                              int64_t last_flush, int64_t invoke_deadline)
 {
     struct kte_invoke_plan p = {0};
-    p.deadline = invoke_deadline > now + KTE_INVOKE_MARGIN_MS
-                     ? invoke_deadline - KTE_INVOKE_MARGIN_MS
-                     : now + cfg->flush_timeout_ms;
+    if (invoke_deadline <= now)
+        p.deadline = now + cfg->flush_timeout_ms; /* absent or unusable: our own bound */
+    else if (invoke_deadline > now + KTE_INVOKE_MARGIN_MS)
+        p.deadline = invoke_deadline - KTE_INVOKE_MARGIN_MS;
+    else
+        p.deadline = now; /* inside the margin: no time left to spend */
     switch (cfg->flush_mode) {
     case KTE_FLUSH_END:
         p.flush = true;

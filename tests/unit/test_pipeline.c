@@ -395,7 +395,10 @@ static void test_overflow_drops_oldest_and_reports_in_stream(void **state)
     uint64_t first = json_u64(fx->fake.report, "\"firstSeq\":");
     uint64_t last = json_u64(fx->fake.report, "\"lastSeq\":");
     assert_true(first >= 1 && last >= first);
-    assert_int_equal(last - first + 1, dropped); /* a contiguous run of the oldest */
+    /* The oldest queued ones go; a batch in flight cannot be dropped, so the
+     * run may have gaps, but it spans at least as many events. */
+    assert_true(last - first + 1 >= dropped);
+    assert_true(last <= 10000);
     /* The report carries its own sequence number, after every event's. */
     assert_int_equal(json_u64(fx->fake.report, "\"seq\":"), 10001);
 }
