@@ -19,7 +19,7 @@ import harness
 
 
 class FakeRuntimeAPI:
-    def __init__(self, request_ids):
+    def __init__(self, request_ids, payload=None):
         self.pending = list(request_ids)
         self.served = []
         self.responses = {}
@@ -55,7 +55,7 @@ class FakeRuntimeAPI:
                     return self._reply(500)
                 self._reply(
                     200,
-                    json.dumps({"n": len(api.served)}).encode(),
+                    json.dumps(payload if payload is not None else {"n": len(api.served)}).encode(),
                     [
                         ("Lambda-Runtime-Aws-Request-Id", rid),
                         ("Lambda-Runtime-Deadline-Ms", "9999999999999"),
@@ -93,10 +93,10 @@ class FakeRuntimeAPI:
         self.server.server_close()
 
 
-def run_bootstrap(tmp_path, request_ids, env_extra):
+def run_bootstrap(tmp_path, request_ids, env_extra, payload=None):
     """Run the bootstrap through request_ids, SIGTERM it while idle."""
     env = {k: v for k, v in os.environ.items() if k not in ("LINES_PER_INVOKE", "LINE_BYTES", "AWS_LAMBDA_LOG_FORMAT")}
-    with FakeRuntimeAPI(request_ids) as api:
+    with FakeRuntimeAPI(request_ids, payload) as api:
         env["AWS_LAMBDA_RUNTIME_API"] = api.address
         env.update(env_extra)
         out = tmp_path / "stdout"
@@ -175,3 +175,14 @@ def test_zero_and_one_line(tmp_path, lines):
     expected = "".join(f"kte-line inv=1 n={n} rid={RIDS[0]} pad=\n" for n in range(1, int(lines) + 1))
     assert out.decode() == expected
     assert responses == {RIDS[0]: ('{"ok":true,"lines":%s}' % lines).encode()}
+
+
+def test_sleep_payload_delays_the_response(tmp_path):
+    import time
+
+    t0 = time.monotonic()
+    code, out, responses, stderr = run_bootstrap(tmp_path, RIDS[:2], {"LINES_PER_INVOKE": "1"}, {"sleepMs": 300})
+    assert code == 0, stderr
+    assert time.monotonic() - t0 >= 0.6  # two invokes of at least 300 ms each (a lower bound only)
+    assert out.decode() == "".join(f"kte-line inv={i} n=1 rid={rid} pad=\n" for i, rid in enumerate(RIDS[:2], 1))
+    assert responses == {rid: b'{"ok":true,"lines":1}' for rid in RIDS[:2]}
