@@ -84,10 +84,16 @@ enum kte_rec_outcome kte_batch_classify(const char *code)
  * suffix so codes compare equal however the service spells them. */
 static void normalise_code(const char *s, char *dst, size_t cap)
 {
-    const char *hash = strrchr(s, '#');
-    if (hash)
-        s = hash + 1;
+    /* As botocore does: cut the ":uri" suffix first, then keep what follows
+     * the last '#'. */
     size_t n = strcspn(s, ":");
+    for (size_t i = n; i > 0; i--) {
+        if (s[i - 1] == '#') {
+            s += i;
+            n -= i;
+            break;
+        }
+    }
     if (n >= cap)
         n = cap - 1;
     memcpy(dst, s, n);

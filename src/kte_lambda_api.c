@@ -112,7 +112,7 @@ int kte_lambda_parse_event(const char *body, size_t len, struct kte_next_event *
     yajl_val dl = yajl_tree_get(root, p_deadline, yajl_t_any);
     if (dl && YAJL_IS_INTEGER(dl))
         ev->deadline_ms = YAJL_GET_INTEGER(dl);
-    else if (dl && YAJL_IS_DOUBLE(dl))
+    else if (dl && YAJL_IS_DOUBLE(dl) && YAJL_GET_DOUBLE(dl) > 0 && YAJL_GET_DOUBLE(dl) < 9e15)
         ev->deadline_ms = (int64_t)YAJL_GET_DOUBLE(dl);
     else if (get_string(root, "deadlineMs")) /* the published SHUTDOWN example has a string */
         ev->deadline_ms = strtoll(get_string(root, "deadlineMs"), NULL, 10);
