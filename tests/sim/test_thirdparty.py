@@ -26,7 +26,8 @@ def test_never_seen_extension_and_bootstrap(sandbox):
     assert [r for r in recs if r["kind"] == "subscribed"][0]["status"] == 200
     batches = [r for r in recs if r["kind"] == "telemetry"]
     events = [e for b in batches for e in b["batch"]]
-    assert len(events) == s["subscribers"]["acme-telemetry"]["delivered"]
+    # the extension may exit before answering its last POST (then that batch does not count as delivered)
+    assert len(events) - s["subscribers"]["acme-telemetry"]["delivered"] in (0, len(batches[-1]["batch"]))
 
     # every function line arrives exactly once (JSON objects: the runtime's own, or wrapped plain lines)
     fn = [e["record"] for e in events if e["type"] == "function"]
