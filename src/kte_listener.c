@@ -96,7 +96,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return reply(conn, MHD_HTTP_CONTENT_TOO_LARGE, "body too large\n");
     }
     char msg[256] = "";
-    if (l->sink(l->ctx, rq->body.data ? rq->body.data : "", rq->body.len, msg, sizeof msg) != 0) {
+    int rc = l->sink(l->ctx, rq->body.data ? rq->body.data : "", rq->body.len, msg, sizeof msg);
+    if (rc == KTE_SINK_CLOSED) {
+        atomic_fetch_add(&l->metrics->posts_after_close, 1);
+        return reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down\n");
+    }
+    if (rc != KTE_SINK_OK) {
         atomic_fetch_add(&l->metrics->posts_malformed, 1);
         char text[300];
         snprintf(text, sizeof text, "%s\n", msg);

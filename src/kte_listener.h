@@ -8,8 +8,12 @@
 
 #include <stddef.h>
 
-/* Called with each complete body. Returns 0 when the events were buffered,
- * -1 when the body is malformed (msg says why; answered 400). */
+/* Called with each complete body. Returns KTE_SINK_OK when the events were
+ * buffered, KTE_SINK_MALFORMED when the body is malformed (msg says why;
+ * answered 400), KTE_SINK_CLOSED when intake has ended for shutdown
+ * (answered 503: nothing was accepted, so nothing is owed). */
+enum { KTE_SINK_OK = 0, KTE_SINK_MALFORMED = -1, KTE_SINK_CLOSED = -2 };
+
 typedef int (*kte_listener_sink)(void *ctx, const char *body, size_t len, char *msg,
                                  size_t msg_len);
 

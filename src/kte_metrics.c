@@ -54,6 +54,7 @@ int kte_metrics_emf(const struct kte_metrics *m, const char *function_name, int6
     ADD("PostsRejected", "Count", atomic_load(&m->posts_rejected));
     ADD("PostsMalformed", "Count", atomic_load(&m->posts_malformed));
     ADD("PostsOversized", "Count", atomic_load(&m->posts_oversized));
+    ADD("PostsAfterClose", "Count", atomic_load(&m->posts_after_close));
     ADD("DropReportsDelivered", "Count", atomic_load(&m->drop_reports));
     ADD("PeakRssBytes", "Bytes", peak_rss_bytes);
 #undef ADD

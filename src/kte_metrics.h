@@ -25,15 +25,16 @@ struct kte_metrics {
     atomic_uint_fast64_t retried;   /* record re-sends after a failure */
     atomic_uint_fast64_t truncated; /* events shipped truncated */
     atomic_uint_fast64_t dropped[KTE_DROP_REASONS];
-    atomic_uint_fast64_t bytes_received;  /* raw event bytes */
-    atomic_uint_fast64_t bytes_delivered; /* record data bytes */
-    atomic_uint_fast64_t batches;         /* PutRecords calls answered 200 */
-    atomic_uint_fast64_t batches_failed;  /* PutRecords calls that failed as a whole */
-    atomic_uint_fast64_t posts;           /* accepted POSTs from the Telemetry API */
-    atomic_uint_fast64_t posts_rejected;  /* wrong path or method: not the Telemetry API */
-    atomic_uint_fast64_t posts_malformed; /* bodies that are not JSON event arrays */
-    atomic_uint_fast64_t posts_oversized; /* bodies over KTE_MAX_BODY_BYTES */
-    atomic_uint_fast64_t drop_reports;    /* kte.dropped records delivered */
+    atomic_uint_fast64_t bytes_received;    /* raw event bytes */
+    atomic_uint_fast64_t bytes_delivered;   /* record data bytes */
+    atomic_uint_fast64_t batches;           /* PutRecords calls answered 200 */
+    atomic_uint_fast64_t batches_failed;    /* PutRecords calls that failed as a whole */
+    atomic_uint_fast64_t posts;             /* accepted POSTs from the Telemetry API */
+    atomic_uint_fast64_t posts_rejected;    /* wrong path or method: not the Telemetry API */
+    atomic_uint_fast64_t posts_malformed;   /* bodies that are not JSON event arrays */
+    atomic_uint_fast64_t posts_oversized;   /* bodies over KTE_MAX_BODY_BYTES */
+    atomic_uint_fast64_t posts_after_close; /* refused with 503 once intake closed at exit */
+    atomic_uint_fast64_t drop_reports;      /* kte.dropped records delivered */
 };
 
 /* Drops not yet reported in the stream (see kte.dropped in docs/records.md). */

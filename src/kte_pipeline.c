@@ -1,6 +1,7 @@
 #include "kte_pipeline.h"
 
 #include "kte_event.h"
+#include "kte_listener.h"
 #include "kte_log.h"
 
 #include <errno.h>
@@ -152,12 +153,19 @@ int kte_pipeline_ingest(void *ctx, const char *body, size_t len, char *msg, size
     if (kte_event_parse(body, len, &evs, msg, msg_len) != 0) {
         KTE_WARN("rejected a Telemetry API body of %zu bytes: %s", len, msg);
         kte_event_list_free(&evs);
-        return -1;
+        return KTE_SINK_MALFORMED;
     }
 
     /* The listener is one thread, so bodies arrive one at a time: records
      * are built outside the lock with sequence numbers reserved under it. */
     pthread_mutex_lock(&p->mu);
+    if (p->closed) {
+        pthread_mutex_unlock(&p->mu);
+        kte_event_list_free(&evs);
+        snprintf(msg, msg_len, "shutting down");
+        return KTE_SINK_CLOSED;
+    }
+    p->ingesting++;
     uint64_t seq = p->next_seq;
     p->next_seq += evs.n;
     pthread_mutex_unlock(&p->mu);
@@ -232,10 +240,20 @@ int kte_pipeline_ingest(void *ctx, const char *body, size_t len, char *msg, size
         else if (!strcmp(ev->type, "platform.report"))
             ring_add(&p->reports, ev->request_id);
     }
+    p->ingesting--;
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->mu);
     kte_event_list_free(&evs);
     return 0;
+}
+
+void kte_pipeline_close(struct kte_pipeline *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->closed = true;
+    while (p->ingesting)
+        pthread_cond_wait(&p->changed, &p->mu);
+    pthread_mutex_unlock(&p->mu);
 }
 
 void kte_pipeline_set_request(struct kte_pipeline *p, const char *rid)

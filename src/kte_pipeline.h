@@ -45,6 +45,8 @@ struct kte_pipeline {
     int64_t next_attempt_ms; /* backoff: no PutRecords before this */
     int64_t backoff_ms;
     bool stopping;
+    bool closed;   /* intake ended: bodies are refused, not accepted */
+    int ingesting; /* bodies between sequence reservation and append */
     char current_rid[64];
     struct kte_rid_ring runtime_done;
     struct kte_rid_ring reports;
@@ -66,6 +68,11 @@ int kte_pipeline_start(struct kte_pipeline *p);
  * buffered as dropped at shutdown. Idempotent. */
 void kte_pipeline_stop(struct kte_pipeline *p);
 void kte_pipeline_free(struct kte_pipeline *p);
+
+/* Ends intake: later bodies are refused (KTE_SINK_CLOSED), and a body being
+ * buffered right now is waited for, so that a flush after this covers every
+ * event ever accepted. */
+void kte_pipeline_close(struct kte_pipeline *p);
 
 /* kte_listener_sink: parses a Telemetry API body and buffers its events. */
 int kte_pipeline_ingest(void *p, const char *body, size_t len, char *msg, size_t msg_len);

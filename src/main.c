@@ -43,12 +43,22 @@ static void sleep_ms(int64_t ms)
         ;
 }
 
-/* Stops intake, settles the accounts, prints the metrics and ends the
- * process. Only the first caller (lifecycle or signal thread) gets here. */
-__attribute__((noreturn)) static void finish(struct app *a, int code)
+/* Closes intake, delivers what was accepted until the deadline, settles the
+ * accounts, prints the metrics and ends the process. Intake closes first so
+ * that nothing is accepted after the last flush began: every event we
+ * answered 200 for is delivered or counted, and later POSTs get 503 (the
+ * listener keeps answering until the end, so no answer is cut off after the
+ * events were taken). Only the first caller (lifecycle or signal thread)
+ * gets here. */
+__attribute__((noreturn)) static void finish(struct app *a, int code, int64_t deadline_ms)
 {
+    if (a->pipeline_ready) {
+        kte_pipeline_close(&a->pipeline);
+        kte_pipeline_flush(&a->pipeline, deadline_ms);
+    }
     if (a->listener)
         kte_listener_stop(a->listener);
+    a->listener = NULL;
     if (a->pipeline_ready) {
         struct kte_pipeline *p = &a->pipeline;
         kte_pipeline_stop(p);
@@ -78,9 +88,7 @@ static void *signal_main(void *arg)
     if (atomic_flag_test_and_set(&a->finishing))
         return NULL; /* the lifecycle thread is already finishing */
     KTE_INFO("signal %d: flushing and exiting", sig);
-    if (a->pipeline_ready)
-        kte_pipeline_flush(&a->pipeline, kte_now_ms() + SIGNAL_FLUSH_MS);
-    finish(a, 0);
+    finish(a, 0, kte_now_ms() + SIGNAL_FLUSH_MS);
 }
 
 static void on_invoke(struct app *a, const struct kte_next_event *ev)
@@ -112,11 +120,10 @@ __attribute__((noreturn)) static void on_shutdown(struct app *a, const struct kt
         kte_pipeline_wait_for(p, KTE_WAIT_REPORT, last_rid, plan.wait_until);
     else
         sleep_ms(plan.wait_until - now);
-    kte_pipeline_flush(p, plan.deadline);
     if (atomic_flag_test_and_set(&a->finishing))
         for (;;)
             pause(); /* the signal thread is finishing */
-    finish(a, 0);
+    finish(a, 0, plan.deadline);
 }
 
 /* Reports a start-up failure to Lambda and exits non-zero. */
@@ -218,8 +225,7 @@ int main(int argc, char **argv)
             if (atomic_flag_test_and_set(&a.finishing))
                 for (;;)
                     pause();
-            kte_pipeline_flush(&a.pipeline, kte_now_ms() + SIGNAL_FLUSH_MS);
-            finish(&a, 1);
+            finish(&a, 1, kte_now_ms() + SIGNAL_FLUSH_MS);
         }
         if (ev.type == KTE_NEXT_SHUTDOWN)
             on_shutdown(&a, &ev, last_rid);

@@ -27,6 +27,7 @@ static void set_counters(struct kte_metrics *m)
     atomic_store(&m->posts_rejected, 4);
     atomic_store(&m->posts_malformed, 5);
     atomic_store(&m->posts_oversized, 6);
+    atomic_store(&m->posts_after_close, 8);
     atomic_store(&m->drop_reports, 9);
 }
 
@@ -49,6 +50,7 @@ static const struct want expected[] = {
     {"PostsRejected", "Count", 4},
     {"PostsMalformed", "Count", 5},
     {"PostsOversized", "Count", 6},
+    {"PostsAfterClose", "Count", 8},
     {"DropReportsDelivered", "Count", 9},
     {"PeakRssBytes", "Bytes", 50331648},
 };
