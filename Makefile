@@ -16,12 +16,14 @@ build:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
+# Quick when everything is installed; makes `make demo` and `make test` work
+# on a fresh Debian machine.
 deps:
-	bash scripts/install-deps.sh
+	@bash scripts/install-deps.sh -q
 
 # Every test: C unit tests (plain and under ASan+UBSan), the sandbox's own
 # tests, then the end-to-end integration tests of the real binary.
-test: build test-unit test-asan test-sim test-integration test-faults
+test: deps build test-unit test-asan test-sim test-integration test-faults
 
 test-unit: build
 	ctest --test-dir $(BUILD) --output-on-failure
@@ -41,7 +43,7 @@ test-integration: build
 test-faults: build
 	$(PYTEST) tests/faults
 
-demo: build
+demo: deps build
 	bash scripts/demo.sh
 
 layer:
