@@ -129,13 +129,23 @@ export class KinesisTelemetryExtensionLayers extends Construct implements Extens
    */
   static fromSsmParameters(scope: Construct, id: string, prefix = '/kinesis-telemetry-extension'): ExtensionLayers {
     const holder = new Construct(scope, id);
+    // Made on first use, so that only the parameter of an architecture in use
+    // ends up in the template.
+    const made: { [arch: string]: lambda.ILayerVersion } = {};
     const layer = (arch: ExtensionArchitecture) =>
-      lambda.LayerVersion.fromLayerVersionArn(
+      (made[arch] ??= lambda.LayerVersion.fromLayerVersionArn(
         holder,
         arch,
         ssm.StringParameter.valueForStringParameter(holder, KinesisTelemetryExtensionLayers.parameterName(prefix, arch)),
-      );
-    return { x86_64: layer('x86_64'), arm64: layer('arm64') };
+      ));
+    return {
+      get x86_64() {
+        return layer('x86_64');
+      },
+      get arm64() {
+        return layer('arm64');
+      },
+    };
   }
 
   readonly x86_64: lambda.LayerVersion;
