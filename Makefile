@@ -52,8 +52,8 @@ layer:
 synth:
 	@echo "make synth: not implemented yet (issue 6)" >&2; exit 1
 
-bench:
-	@echo "make bench: not implemented yet (issue 7)" >&2; exit 1
+bench: deps build
+	bash scripts/bench.sh
 
 format:
 	clang-format -i src/*.[ch] tests/unit/*.[ch]
