@@ -12,7 +12,10 @@ on sys.path here.
 """
 
 import os
+import shutil
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +27,21 @@ sys.path.insert(0, str(HERE))
 import harness  # noqa: E402
 from fault_proxy import FaultProxy  # noqa: E402
 import faultlib  # noqa: E402
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """Our own base temp dir unless --basetemp is given: other pytest sessions
+    on the machine rotate /tmp/pytest-of-<user> (keeping the last 3) and would
+    delete a long run's workdirs under it. Keeps our last 3 runs."""
+    if config.option.basetemp:
+        return
+    root = Path(tempfile.gettempdir()) / f"kte-faults-{os.getuid()}"
+    root.mkdir(exist_ok=True)
+    runs = sorted(root.glob("run-*"), key=lambda p: p.stat().st_mtime)
+    for old in runs[:-2]:
+        shutil.rmtree(old, ignore_errors=True)
+    config.option.basetemp = str(root / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
 
 
 def require_executable(path, what):
