@@ -164,7 +164,9 @@ setup_toolchain() {
   # Size first; every function and object in its own section so that the
   # final link (--gc-sections) keeps only what the extension reaches.
   DEP_CFLAGS="-Os -pipe -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables"
+  # No build paths in the binary, wherever the checkout and the cache are.
   DEP_CFLAGS+=" -fno-unwind-tables -fstack-protector-strong -ffile-prefix-map=$REPO=."
+  case $DEPS/ in "$REPO"/*) ;; *) DEP_CFLAGS+=" -ffile-prefix-map=$DEPS=layer-deps" ;; esac
 }
 
 # What a cached build of $ARCH depends on; a change rebuilds the cache.
@@ -293,7 +295,7 @@ MBEDTLS_UNSET="MBEDTLS_SSL_PROTO_TLS1 MBEDTLS_SSL_PROTO_TLS1_1 MBEDTLS_SSL_CBC_R
   MBEDTLS_DES_C MBEDTLS_RIPEMD160_C MBEDTLS_NET_C MBEDTLS_TIMING_C
   MBEDTLS_PKCS12_C MBEDTLS_PKCS5_C MBEDTLS_PEM_WRITE_C
   MBEDTLS_X509_CSR_PARSE_C MBEDTLS_X509_CRT_WRITE_C MBEDTLS_X509_CSR_WRITE_C
-  MBEDTLS_X509_CREATE_C MBEDTLS_SELF_TEST MBEDTLS_VERSION_FEATURES
+  MBEDTLS_X509_CREATE_C MBEDTLS_SELF_TEST MBEDTLS_VERSION_FEATURES MBEDTLS_DEBUG_C
   MBEDTLS_PSA_CRYPTO_C MBEDTLS_PSA_CRYPTO_STORAGE_C MBEDTLS_PSA_ITS_FILE_C
   MBEDTLS_KEY_EXCHANGE_PSK_ENABLED MBEDTLS_KEY_EXCHANGE_DHE_PSK_ENABLED
   MBEDTLS_KEY_EXCHANGE_ECDHE_PSK_ENABLED MBEDTLS_KEY_EXCHANGE_RSA_PSK_ENABLED
