@@ -534,10 +534,18 @@ static void *sender_main(void *arg)
             kte_kinesis_put(&p->kinesis, recs, n, timeout, results, code, sizeof code);
 
         pthread_mutex_lock(&p->mu);
+        if (p->abandoned) {
+            /* stop() gave up on this batch and counted it already. */
+            for (size_t i = 0; i < n; i++)
+                free(recs[i]);
+            break;
+        }
         settle(p, recs, n, st, results, code, kte_now_ms());
         p->inflight = 0;
         pthread_cond_broadcast(&p->changed);
     }
+    p->sender_done = true;
+    pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->mu);
     free(results);
     return NULL;
@@ -551,16 +559,30 @@ int kte_pipeline_start(struct kte_pipeline *p)
     return 0;
 }
 
-void kte_pipeline_stop(struct kte_pipeline *p)
+void kte_pipeline_stop(struct kte_pipeline *p, int64_t deadline_ms)
 {
     pthread_mutex_lock(&p->mu);
     p->stopping = true;
     pthread_cond_broadcast(&p->changed);
-    pthread_mutex_unlock(&p->mu);
-    if (p->sender_started) {
-        pthread_join(p->sender, NULL);
+    /* The sender finishes its current PutRecords first. One that would run
+     * past the deadline is abandoned: Lambda kills us at its deadline, and
+     * the metrics must be printed before that. Its records count as dropped
+     * at shutdown, though Kinesis may still take them (at least once). */
+    while (p->sender_started && !p->sender_done && wait_until(p, deadline_ms))
+        ;
+    if (p->sender_started && !p->sender_done) {
+        p->abandoned = true;
+        atomic_fetch_add(&p->metrics.dropped[KTE_DROP_SHUTDOWN], p->inflight);
+        p->inflight = 0;
+        pthread_detach(p->sender);
         p->sender_started = false;
     }
+    bool join = p->sender_started;
+    p->sender_started = false;
+    pthread_mutex_unlock(&p->mu);
+    if (join)
+        pthread_join(p->sender, NULL);
+
     pthread_mutex_lock(&p->mu);
     while (p->head) {
         struct kte_rec *r = p->head;
@@ -574,7 +596,12 @@ void kte_pipeline_stop(struct kte_pipeline *p)
 
 void kte_pipeline_free(struct kte_pipeline *p)
 {
-    kte_pipeline_stop(p);
+    kte_pipeline_stop(p, 0);
+    /* An abandoned sender still uses the client: let it finish first. */
+    pthread_mutex_lock(&p->mu);
+    while (p->abandoned && !p->sender_done)
+        pthread_cond_wait(&p->changed, &p->mu);
+    pthread_mutex_unlock(&p->mu);
     kte_kinesis_free(&p->kinesis);
     kte_record_builder_free(&p->rb);
     pthread_cond_destroy(&p->changed);

@@ -58,15 +58,19 @@ struct kte_pipeline {
 
     pthread_t sender;
     bool sender_started;
+    bool sender_done; /* the sender thread has left its loop */
+    bool abandoned;   /* stop() stopped waiting for the sender's last request */
 };
 
 int kte_pipeline_init(struct kte_pipeline *p, const struct kte_config *cfg, char *err,
                       size_t errlen);
 /* Starts the sender thread. */
 int kte_pipeline_start(struct kte_pipeline *p);
-/* Stops the sender (after its current request) and counts whatever is still
- * buffered as dropped at shutdown. Idempotent. */
-void kte_pipeline_stop(struct kte_pipeline *p);
+/* Stops the sender after its current request, waiting for that until the
+ * deadline (epoch ms; 0: as long as it takes), and counts whatever is still
+ * buffered, or still in flight at the deadline, as dropped at shutdown.
+ * Idempotent. */
+void kte_pipeline_stop(struct kte_pipeline *p, int64_t deadline_ms);
 void kte_pipeline_free(struct kte_pipeline *p);
 
 /* Ends intake: later bodies are refused (KTE_SINK_CLOSED), and a body being

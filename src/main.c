@@ -61,7 +61,7 @@ __attribute__((noreturn)) static void finish(struct app *a, int code, int64_t de
     a->listener = NULL;
     if (a->pipeline_ready) {
         struct kte_pipeline *p = &a->pipeline;
-        kte_pipeline_stop(p);
+        kte_pipeline_stop(p, deadline_ms);
         struct kte_buf emf;
         kte_buf_init(&emf);
         struct rusage ru;

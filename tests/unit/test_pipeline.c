@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <yajl/yajl_tree.h>
 
 #include <cmocka.h>
@@ -38,6 +39,7 @@ struct fake {
     uint64_t req_seqs[MAX_REQ][500];
     char target[128];
     int outage;        /* answer 503 to everything while set */
+    int delay_ms;      /* answer this late */
     char report[1024]; /* the last kte.dropped record seen */
     uint64_t min_seq[MAX_REQ];
 };
@@ -112,7 +114,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                       : idx < f->nscript ? f->script[idx]
                                          : (struct answer){200, NULL, -1};
     int n = f->req_records[idx];
+    int delay = f->delay_ms;
     pthread_mutex_unlock(&f->mu);
+    if (delay)
+        usleep((useconds_t)delay * 1000);
 
     char body[65536];
     if (a.body) {
@@ -327,7 +332,7 @@ static void test_flush_gives_up_at_deadline_and_stop_counts_drops(void **state)
     assert_int_equal(left, 7);
     assert_true(kte_now_ms() >= t0 + 300 - 25); /* it waited for the deadline, roughly */
     assert_true(fx->fake.nreq >= 1);
-    kte_pipeline_stop(&fx->p);
+    kte_pipeline_stop(&fx->p, 0);
     assert_int_equal(atomic_load(&fx->p.metrics.dropped[KTE_DROP_SHUTDOWN]), 7);
     assert_int_equal(atomic_load(&fx->p.metrics.delivered) +
                          kte_metrics_dropped_total(&fx->p.metrics),
@@ -417,6 +422,29 @@ static void test_overflow_drop_newest_keeps_the_oldest(void **state)
     assert_int_equal(json_u64(fx->fake.report, "\"firstSeq\":"), 10000 - dropped + 1);
 }
 
+static void test_stop_abandons_a_request_past_the_deadline(void **state)
+{
+    struct fixture *fx = *state;
+    fx->fake.delay_ms = 1500; /* longer than the time left at shutdown */
+    ingest_n(&fx->p, 500);    /* a full batch: the sender sends at once */
+    for (int i = 0; i < 400; i++) {
+        pthread_mutex_lock(&fx->fake.mu);
+        int seen = fx->fake.nreq;
+        pthread_mutex_unlock(&fx->fake.mu);
+        if (seen)
+            break;
+        usleep(5000);
+    }
+    assert_int_equal(fx->fake.nreq, 1); /* the request is in flight now */
+    kte_pipeline_stop(&fx->p, kte_now_ms() + 200);
+    assert_true(fx->p.abandoned); /* it stopped waiting for the slow answer */
+    struct kte_metrics *m = &fx->p.metrics;
+    assert_int_equal(atomic_load(&m->dropped[KTE_DROP_SHUTDOWN]), 500);
+    assert_int_equal(atomic_load(&m->delivered), 0);
+    assert_int_equal(atomic_load(&m->received), 500);
+    /* teardown waits for the abandoned sender before freeing */
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -435,6 +463,8 @@ int main(void)
                                         setup_small_buffer, teardown),
         cmocka_unit_test_setup_teardown(test_overflow_drop_newest_keeps_the_oldest,
                                         setup_small_buffer_newest, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_abandons_a_request_past_the_deadline, setup,
+                                        teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
