@@ -10,7 +10,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { App } from 'aws-cdk-lib';
-import { buildApp, CONTEXT_KEYS, repoRoot } from '../lib/app';
+import { buildApp, cdkJsonContext, CONTEXT_KEYS, readCdkJson, repoRoot } from '../lib/app';
 
 function usage(): string {
   return [
@@ -23,10 +23,8 @@ function usage(): string {
 }
 
 function main(argv: string[]): number {
-  const infra = path.join(repoRoot(), 'infra');
-  const cdkJson = JSON.parse(fs.readFileSync(path.join(infra, 'cdk.json'), 'utf8'));
-  const context: Record<string, unknown> = { ...(cdkJson.context ?? {}) };
-  let outdir = path.join(infra, cdkJson.output ?? 'cdk.out');
+  const context = cdkJsonContext();
+  let outdir = path.join(repoRoot(), 'infra', readCdkJson().output ?? 'cdk.out');
   let quiet = false;
 
   for (let i = 0; i < argv.length; i++) {

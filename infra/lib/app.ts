@@ -36,6 +36,20 @@ export function repoRoot(from = __dirname): string {
   }
 }
 
+/** infra/cdk.json, parsed. */
+export function readCdkJson(): { context?: Record<string, unknown>; output?: string } {
+  return JSON.parse(fs.readFileSync(path.join(repoRoot(), 'infra', 'cdk.json'), 'utf8'));
+}
+
+/**
+ * The context the CDK CLI would give the app from cdk.json (feature flags,
+ * CLI settings), for running the app without the CLI: the offline synth and
+ * the tests see the same flags as `cdk synth`/`cdk deploy`.
+ */
+export function cdkJsonContext(): Record<string, unknown> {
+  return { ...(readCdkJson().context ?? {}) };
+}
+
 class ContextError extends Error {}
 
 /** Context keys of the CDK CLI itself (feature flags and lookups contain ':' and are let through too). */

@@ -6,7 +6,7 @@ import * as path from 'path';
 import { App, PolicyValidationPluginReport, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { buildApp } from '../lib/app';
+import { buildApp, cdkJsonContext } from '../lib/app';
 import { KinesisTelemetryExtensionStack } from '../lib/stack';
 
 const CRC_TABLE = (() => {
@@ -109,13 +109,20 @@ export function layerDir(): string {
   return sharedLayerDir;
 }
 
-/** The app as `npm run synth -- -c k=v ...` builds it, on fixture layers, into a temporary assembly directory. */
+/**
+ * The app as `npm run synth -- -c k=v ...` builds it (cdk.json's feature
+ * flags included), on fixture layers, into a temporary assembly directory.
+ */
 export function appFromContext(context: Record<string, string> = {}): {
   app: App;
   stack: KinesisTelemetryExtensionStack;
   template: Template;
 } {
-  const app = new App({ outdir: tmpDir('kte-out-'), context: { layerDir: layerDir(), ...context }, analyticsReporting: false });
+  const app = new App({
+    outdir: tmpDir('kte-out-'),
+    context: { ...cdkJsonContext(), layerDir: layerDir(), ...context },
+    analyticsReporting: false,
+  });
   const stack = buildApp(app);
   return { app, stack, template: Template.fromStack(stack) };
 }
