@@ -16,7 +16,7 @@ import {
   StreamReference,
   TelemetryType,
 } from '../lib';
-import { layerDir } from './helpers';
+import { layerDir, tmpDir } from './helpers';
 import { layerZipPaths } from '../lib/layers';
 
 const X86_ARN = 'arn:aws:lambda:eu-west-1:111122223333:layer:kinesis-telemetry-extension-x86_64:3';
@@ -24,7 +24,7 @@ const ARM_ARN = 'arn:aws:lambda:eu-west-1:111122223333:layer:kinesis-telemetry-e
 
 /** A user's stack: their own function and stream, the published layers by ARN. */
 function userStack() {
-  const app = new App({ analyticsReporting: false });
+  const app = new App({ outdir: tmpDir('kte-out-'), analyticsReporting: false });
   const stack = new Stack(app, 'UserStack');
   const stream = new kinesis.Stream(stack, 'Stream', { encryption: kinesis.StreamEncryption.MANAGED });
   const layers = KinesisTelemetryExtensionLayers.fromLayerVersionArns(stack, 'KteLayers', {
@@ -251,7 +251,7 @@ describe('KinesisTelemetryExtension', () => {
   });
 
   it('layers built from zips in a user stack', () => {
-    const app = new App({ analyticsReporting: false });
+    const app = new App({ outdir: tmpDir('kte-out-'), analyticsReporting: false });
     const stack = new Stack(app, 'S');
     const layers = new KinesisTelemetryExtensionLayers(stack, 'L', {
       zips: layerZipPaths(layerDir()),

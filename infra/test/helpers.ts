@@ -87,8 +87,16 @@ export function writeZip(file: string, entries: FixtureEntry[]): string {
   return file;
 }
 
+const made: string[] = [];
+process.on('exit', () => {
+  for (const d of made) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** A new temporary directory, removed when the test process exits. */
 export function tmpDir(prefix = 'kte-infra-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(d);
+  return d;
 }
 
 /** A directory with fixture layer-x86_64.zip and layer-arm64.zip, each holding an executable extensions/kinesis-telemetry-extension. */

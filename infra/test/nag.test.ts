@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { App, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { appFromContext, nagFindings } from './helpers';
+import { appFromContext, nagFindings, tmpDir } from './helpers';
 
 const VARIANTS: Record<string, string>[] = [
   {},
@@ -72,7 +72,7 @@ describe('cdk-nag AwsSolutions and least privilege', () => {
   });
 
   it('cdk-nag does report what it should (a default Lambda role and an old runtime)', () => {
-    const stack = new Stack(new App(), 'Plain');
+    const stack = new Stack(new App({ outdir: tmpDir('kte-out-') }), 'Plain');
     new lambda.Function(stack, 'F', {
       runtime: lambda.Runtime.PYTHON_3_12,
       handler: 'index.handler',
