@@ -279,8 +279,9 @@ class FaultProxy:
 
     def inject_next(self, kind: str, count: int = 1) -> None:
         """The next count PutRecords requests get the request fault kind
-        (queued after any earlier inject_next)."""
-        if kind not in REQUEST_FAULTS:
+        (queued after any earlier inject_next); kind "ok" lets them through
+        untouched (no rate-based fault either), to script a sequence."""
+        if kind not in REQUEST_FAULTS and kind != "ok":
             raise ValueError(f"fault must be one of {REQUEST_FAULTS}")
         with self._lock:
             self._next.append([kind, int(count)])
@@ -706,7 +707,7 @@ class FaultProxy:
             self._next.pop(0)
         if self._next:
             self._next[0][1] -= 1
-            return self._next[0][0]
+            return self._next[0][0]  # "ok": no fault
         u = self._rng.random()
         acc = 0.0
         for kind in REQUEST_FAULTS:
@@ -770,7 +771,12 @@ class FaultProxy:
             self._stats["records_received"] += n
             fault = self._pick_request_fault()
             slow_s = self._slow_seconds
-            failures = self._pick_record_failures(n) if fault not in ("reset_after_forward",) else [None] * n
+            if fault == "ok":
+                fault, failures = None, [None] * n
+            elif fault == "reset_after_forward":
+                failures = [None] * n
+            else:
+                failures = self._pick_record_failures(n)
             if fault is not None:
                 self._stats["injected"][fault] += 1
             ev = {"time": time.monotonic(), "conn": c.id, "records": n, "bytes": len(req.body), "fault": fault,
@@ -921,7 +927,7 @@ _HELP = """commands (one per line on stdin):
   recover                        end the outage
   force KIND [SECONDS]           every PutRecords gets KIND (request fault or record code)
   unforce [KIND]                 end forced faults (all without KIND)
-  next KIND [COUNT]              the next COUNT PutRecords get KIND
+  next KIND [COUNT]              the next COUNT PutRecords get KIND ("ok": no fault)
   rate KIND RATE                 request fault rate (KIND in %s)
   record-rate CODE RATE          per-record failure rate (CODE in %s)
   slow SECONDS                   how long 'slow' answers are held back

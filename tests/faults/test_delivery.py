@@ -289,14 +289,15 @@ def test_overflow_reported_in_the_stream(overflow):
 
 
 def test_overflow_drops_the_oldest(overflow):
-    """drop-oldest: invokes before the outage and the newest data of the
-    outage (its last invoke: well under the buffer) are all there; the first
+    """drop-oldest: the invokes before the outage and the newest data are all
+    there -- the first invoke after the outage (its lines enter the full
+    buffer before its flush recovers) and the ones after it; the first
     outage invoke's lines are gone."""
     o, _, _ = overflow
     got = set(o.function_lines())
     want = o.expected_lines(OVF_LINES, OVF_LINE_BYTES)
     by_inv = {i: want[(i - 1) * OVF_LINES:i * OVF_LINES] for i in range(1, OVF_INVOKES + 1)}
-    keep = [1, 2, OVF_OUTAGE[1]] + list(range(OVF_OUTAGE[1] + 1, OVF_INVOKES + 1))
+    keep = [1, 2] + list(range(OVF_OUTAGE[1] + 1, OVF_INVOKES + 1))
     for i in keep:
         assert all(l in got for l in by_inv[i]), f"lines of invoke {i} missing"
     assert not any(l in got for l in by_inv[OVF_OUTAGE[0]]), "oldest outage data not dropped"
@@ -432,6 +433,47 @@ def test_shutdown_while_putrecords_hangs(kinesis_local, tmp_path):
     ext = o.summary["extensions"][KTE]
     assert ext["killed"] is False and ext["exitCode"] == 0, (
         "killed at the shutdown deadline: " + json.dumps(o.summary["shutdown"]))
+    faultlib.assert_emf_complete(o)
+    assert o.m("EventsDelivered") == 0
+    assert o.m("DroppedShutdownDeadline") == o.m("EventsReceived"), o.emf
+    # At least once: the abandoned request's records did reach the stream.
+    report("SHUTDOWN while PutRecords hangs: stored though counted dropped", stored=len(o.events()))
+    assert len(o.events()) == s["records_forwarded"] == 500
+
+
+def test_shutdown_abandoning_a_batch_with_the_drop_report(kinesis_local, tmp_path):
+    """The batch in flight at the shutdown deadline carries the kte.dropped
+    record (it goes first after drops). Abandoning it must count its events
+    as DroppedShutdownDeadline, but not the kte.dropped record, which is not
+    an event: EventsReceived = EventsDelivered + EventsDropped still.
+    Script: PutRecords 1 (500 records, buffer-full send) fails permanently,
+    2 succeeds (the kte.dropped record is queued first), 3 (that record and
+    499 events, sent during the invoke with KTE_REQUEST_TIMEOUT_MS=20000)
+    never gets an answer."""
+    with faultlib.proxied_stream(kinesis_local, tmp_path, "abandon-report") as (proxy, stream):
+        proxy.set_slow_seconds(60)
+        proxy.inject_next("permanent", 1)
+        proxy.inject_next("ok", 1)
+        proxy.inject_next("slow", 1000)
+        run = faultlib.start(proxy, stream, tmp_path, invokes=1, lines=1600, event={"sleepMs": 3000},
+                             kte={"REQUEST_TIMEOUT_MS": 20000})
+        o = faultlib.finish(run, kinesis_local, stream)
+        events = proxy.events()
+    report("abandoned batch with kte.dropped", requests=[(e["records"], e["fault"], e["status"]) for e in events],
+           **emf_figures(o))
+    assert [e["fault"] for e in events[:3]] == ["permanent", None, "slow"], events
+    assert [e["records"] for e in events[:3]] == [500, 500, 500], events
+    assert o.m("DroppedPermanentError") == 500 and o.m("EventsDelivered") == 500, o.emf
+    ext = o.summary["extensions"][KTE]
+    assert ext["killed"] is False and ext["exitCode"] == 0, o.describe()
+    # The kte.dropped record rode in request 3 (stored by kinesis-local although unanswered).
+    reports = o.drop_reports()
+    assert len(reports) == 1 and reports[0]["event"]["record"]["droppedEvents"] == 500, reports
+    received, delivered, dropped = o.m("EventsReceived"), o.m("EventsDelivered"), o.m("EventsDropped")
+    assert delivered + dropped == received, (
+        f"EventsDelivered {delivered} + EventsDropped {dropped} = {delivered + dropped} != EventsReceived "
+        f"{received}: DroppedShutdownDeadline={o.m('DroppedShutdownDeadline')} counts the kte.dropped record "
+        f"of the abandoned batch as an event")
     faultlib.assert_emf_complete(o)
 
 

@@ -127,6 +127,17 @@ def test_request_errors_are_not_forwarded_and_keep_alive(proxy, kinesis_local, s
     assert s["records_in_failed_requests"] == 2
 
 
+def test_inject_next_scripts_a_sequence(proxy, kinesis_local, stream):
+    proxy.set_fault_rate("http500", 1.0)
+    proxy.inject_next("permanent", 1)
+    proxy.inject_next("ok", 2)
+    proxy.inject_next("http503", 1)
+    c = connect(proxy)
+    statuses = [put(c, stream, [b"%d" % i])[0] for i in range(5)]
+    assert statuses == [400, 200, 200, 503, 500]  # then the rate applies again
+    assert stored(kinesis_local, stream) == [b"1", b"2"]
+
+
 def test_slow_answer_is_stored_then_late(proxy, kinesis_local, stream):
     proxy.set_slow_seconds(1.0)
     proxy.inject_next("slow")
