@@ -118,8 +118,10 @@ export interface KinesisTelemetryExtensionProps extends KinesisTelemetryExtensio
   readonly function: lambda.Function;
   /** The stream the extension writes to. A customer-managed `encryptionKey` on it adds `kms:GenerateDataKey` on that key. */
   readonly stream: kinesis.IStream;
-  /** The extension's layers; the one for the function's architecture is added. */
-  readonly layers: ExtensionLayers;
+  /** The extension's layers; the one for the function's architecture is added. Give this or `layerArns`. */
+  readonly layers?: ExtensionLayers;
+  /** The extension's layer version ARNs, per architecture, instead of `layers`. */
+  readonly layerArns?: { readonly x86_64?: string; readonly arm64?: string };
 }
 
 /**
@@ -221,7 +223,15 @@ export class KinesisTelemetryExtension extends Construct {
       throw new Error(`${fn.node.path}: architecture '${archName}' has no kinesis-telemetry-extension build`);
     }
     this.architecture = archName;
-    const layer = props.layers[archName];
+    if ((props.layers === undefined) === (props.layerArns === undefined)) {
+      throw new Error('KinesisTelemetryExtension: give either layers or layerArns');
+    }
+    const arn = props.layerArns?.[archName];
+    const layer = props.layers
+      ? props.layers[archName]
+      : arn !== undefined
+        ? lambda.LayerVersion.fromLayerVersionArn(this, 'Layer', arn)
+        : undefined;
     if (!layer) {
       throw new Error(
         `${fn.node.path} runs on ${archName} but no ${archName} layer was given to KinesisTelemetryExtension`,

@@ -177,6 +177,21 @@ describe('KinesisTelemetryExtension', () => {
     );
   });
 
+  it('takes layer ARNs instead of layers', () => {
+    const { stack, stream, fn } = userStack();
+    const f = fn('Fn', lambda.Architecture.ARM_64);
+    new KinesisTelemetryExtension(stack, 'Kte', { function: f, stream, layerArns: { x86_64: X86_ARN, arm64: ARM_ARN } });
+    assert.deepEqual(functionProps(Template.fromStack(stack), 'Fn').Layers, [ARM_ARN]);
+    assert.throws(
+      () => new KinesisTelemetryExtension(stack, 'Kte2', { function: fn('Fn2'), stream, layerArns: { arm64: ARM_ARN } }),
+      /UserStack\/Fn2 runs on x86_64 but no x86_64 layer was given/,
+    );
+    assert.throws(
+      () => new KinesisTelemetryExtension(stack, 'Kte3', { function: fn('Fn3'), stream }),
+      /give either layers or layerArns/,
+    );
+  });
+
   it('a customer-managed stream key adds kms:GenerateDataKey on that key, for this stream only', () => {
     const { stack, layers, fn } = userStack();
     const key = new kms.Key(stack, 'Key', { enableKeyRotation: true });
