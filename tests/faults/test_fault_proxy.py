@@ -183,7 +183,7 @@ def test_outage_refuses_then_relistens_on_the_same_port(proxy, kinesis_local, st
 
 
 def test_timed_outage_ends_by_itself(proxy):
-    proxy.outage(0.3)
+    proxy.outage(2.0)
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", proxy.port), timeout=2)
     harness.wait_for(lambda: harness.port_open(proxy.port), 10, what="proxy listening again")
