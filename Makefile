@@ -7,7 +7,7 @@ BUILD  ?= build
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST  = $(PYTHON) -m pytest -q -p no:cacheprovider
 
-.PHONY: all build test test-unit test-asan test-sim test-integration test-faults demo \
+.PHONY: all build test test-unit test-asan test-sim test-integration test-faults test-infra demo \
         layer synth bench format format-check clean deps
 
 all: build
@@ -23,7 +23,7 @@ deps:
 
 # Every test: C unit tests (plain and under ASan+UBSan), the sandbox's own
 # tests, then the end-to-end integration tests of the real binary.
-test: deps build test-unit test-asan test-sim test-integration test-faults
+test: deps build test-unit test-asan test-sim test-integration test-faults test-infra
 
 test-unit: build
 	ctest --test-dir $(BUILD) --output-on-failure
@@ -49,8 +49,17 @@ demo: deps build
 layer:
 	bash scripts/build-layer.sh
 
-synth:
-	@echo "make synth: not implemented yet (issue 6)" >&2; exit 1
+# infra/: npm ci only when the lockfile changed.
+INFRA_DEPS := infra/node_modules/.package-lock.json
+$(INFRA_DEPS): infra/package.json infra/package-lock.json
+	cd infra && npm ci --no-audit --no-fund
+	@touch $@
+
+synth: $(INFRA_DEPS)
+	cd infra && npm run --silent synth -- $(CDK_CONTEXT)
+
+test-infra: $(INFRA_DEPS)
+	cd infra && npm test
 
 bench: deps build
 	bash scripts/bench.sh
