@@ -103,7 +103,7 @@ def pytest_runtest_makereport(item, call):
         return
     kl = item.funcargs.get("kinesis_local")
     if kl is not None:
-        rep.sections.append(("kinesis-local log", f"{kl.log_path}\n{kl.log_tail(20)}"))
+        rep.sections.append(("kinesis-local log", f"{kl.log_path}\n{kl.log_tail(8)}"))
     p = item.funcargs.get("proxy")
     if p is not None:
         rep.sections.append(("fault-proxy stats", repr(p.stats())))

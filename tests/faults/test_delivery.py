@@ -582,7 +582,7 @@ def test_recovery_at_shutdown_sends_the_whole_backlog(kinesis_local, tmp_path):
     invokes, lines = 3, 400
     with faultlib.proxied_stream(kinesis_local, tmp_path, "recovery-shutdown") as (proxy, stream):
         proxy.outage()
-        run = faultlib.start(proxy, stream, tmp_path, invokes=invokes, lines=lines, line_bytes=800,
+        run = faultlib.start(proxy, stream, tmp_path, invokes=invokes, lines=lines, line_bytes=1000,
                              idle_ms=300, kte={"MAX_BUFFER_BYTES": 1048576, "FLUSH_TIMEOUT_MS": 300})
         faultlib.wait_for_output(run, faultlib.invoke_done_marker(invokes))
         proxy.end_outage()
