@@ -7,7 +7,7 @@ BUILD  ?= build
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST  = $(PYTHON) -m pytest -q -p no:cacheprovider
 
-.PHONY: all build test test-unit test-asan test-sim test-integration test-faults test-infra demo \
+.PHONY: all build test test-unit test-asan test-sim test-integration test-faults test-infra test-layer demo \
         layer synth bench format format-check clean deps
 
 all: build
@@ -23,7 +23,7 @@ deps:
 
 # Every test: C unit tests (plain and under ASan+UBSan), the sandbox's own
 # tests, then the end-to-end integration tests of the real binary.
-test: deps build test-unit test-asan test-sim test-integration test-faults test-infra
+test: deps build test-unit test-asan test-sim test-integration test-faults test-infra test-layer
 
 test-unit: build
 	ctest --test-dir $(BUILD) --output-on-failure
@@ -48,6 +48,11 @@ demo: deps build
 
 layer:
 	bash scripts/build-layer.sh
+
+# Builds both layers, then runs each in a bare chroot (arm64 under qemu-user)
+# over verified HTTPS. Needs root (chroot, mknod).
+test-layer:
+	bash tests/layer/run.sh
 
 # infra/: npm ci only when the lockfile changed.
 INFRA_DEPS := infra/node_modules/.package-lock.json

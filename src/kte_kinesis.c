@@ -74,8 +74,10 @@ enum kte_put_status kte_kinesis_put(struct kte_kinesis *k, struct kte_rec *const
     const char *resp = k->http.body.data ? k->http.body.data : "";
     size_t resp_len = k->http.body.len;
     if (rc != CURLE_OK) {
-        snprintf(error_code, error_code_len, "%s",
-                 k->http.errbuf[0] ? k->http.errbuf : curl_easy_strerror(rc));
+        /* curl's generic text for the code, not its detailed message: the
+         * detail changes from call to call (ports, milliseconds) and the
+         * caller logs each kind of failure once. */
+        snprintf(error_code, error_code_len, "%s (curl error %d)", curl_easy_strerror(rc), (int)rc);
         return KTE_PUT_RETRY;
     }
     if (status == 200) {

@@ -291,11 +291,13 @@ bool kte_pipeline_wait_for(struct kte_pipeline *p, enum kte_wait_for what, const
     return seen;
 }
 
-/* Records with seq <= upto still buffered or in flight. */
+/* Records a flush up to upto still has to deliver, buffered or in flight. A
+ * kte.dropped record is always due: it has a later seq than the events it
+ * reports on, and stands at the head of the queue. */
 static size_t pending_upto(struct kte_pipeline *p, uint64_t upto)
 {
     size_t n = 0;
-    for (struct kte_rec *r = p->head; r && r->seq <= upto; r = r->next)
+    for (struct kte_rec *r = p->head; r && (r->is_report || r->seq <= upto); r = r->next)
         n++;
     if (p->inflight && p->inflight_min_seq <= upto)
         n += p->inflight;
@@ -358,7 +360,7 @@ static bool should_send(struct kte_pipeline *p, int64_t now, int64_t *wake)
         return false;
     const struct kte_config *cfg = p->cfg;
     bool full = p->count >= KTE_BATCH_MAX_RECORDS || p->bytes >= KTE_BATCH_MAX_BYTES;
-    bool flush_due = p->flush_active && p->head->seq <= p->flush_upto &&
+    bool flush_due = p->flush_active && (p->head->is_report || p->head->seq <= p->flush_upto) &&
                      now + MIN_ATTEMPT_MS < p->flush_deadline_ms;
     bool timer = cfg->flush_mode == KTE_FLUSH_CONTINUOUS;
     int64_t timer_at = p->last_flush_ms + cfg->flush_interval_ms;
@@ -377,9 +379,9 @@ static bool should_send(struct kte_pipeline *p, int64_t now, int64_t *wake)
 static void log_failure(struct kte_pipeline *p, bool permanent, const char *code, size_t n)
 {
     /* Once per kind of failure, not per batch: our output is telemetry too. */
-    if (!strcmp(p->last_error, code))
+    if (!strncmp(p->last_error, code, sizeof p->last_error - 1))
         return;
-    snprintf(p->last_error, sizeof p->last_error, "%s", code);
+    snprintf(p->last_error, sizeof p->last_error, "%.*s", (int)sizeof p->last_error - 1, code);
     const char *stream = p->cfg->stream_name[0] ? p->cfg->stream_name : p->cfg->stream_arn;
     if (permanent)
         KTE_ERROR("PutRecords to stream %s failed permanently: %s; %zu records dropped "
@@ -475,6 +477,11 @@ static void settle(struct kte_pipeline *p, struct kte_rec **recs, size_t n, enum
         p->count += retry_n;
         p->bytes += retry_bytes;
         log_failure(p, false, retry_code, retry_n);
+        /* Progress (some records stored, e.g. under per-shard throttling)
+         * keeps the wait short; only calls that store nothing back off
+         * further. */
+        if (delivered)
+            p->backoff_ms = 0;
         schedule_retry(p, now);
     } else {
         p->backoff_ms = 0;
@@ -521,12 +528,19 @@ static void *sender_main(void *arg)
         p->count -= n;
         p->bytes -= bytes;
         p->inflight = n;
-        p->inflight_min_seq = recs[0]->seq;
+        p->inflight_reports = 0;
+        p->inflight_min_seq = UINT64_MAX;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t due = recs[i]->is_report ? 0 : recs[i]->seq; /* reports are always due */
+            if (due < p->inflight_min_seq)
+                p->inflight_min_seq = due;
+            p->inflight_reports += recs[i]->is_report;
+        }
+        /* The full request timeout even near a flush deadline: the flush
+         * returns at its deadline anyway, and cutting the request short would
+         * abort (and resend) a slow batch at every flush, storing it each
+         * time. Shutdown abandons a request still running at its deadline. */
         long timeout = p->cfg->request_timeout_ms;
-        if (p->flush_active && p->flush_deadline_ms - now < timeout)
-            timeout = (long)(p->flush_deadline_ms - now);
-        if (timeout < MIN_ATTEMPT_MS)
-            timeout = MIN_ATTEMPT_MS;
         pthread_mutex_unlock(&p->mu);
 
         char code[KTE_ERRCODE_MAX + 200];
@@ -572,7 +586,7 @@ void kte_pipeline_stop(struct kte_pipeline *p, int64_t deadline_ms)
         ;
     if (p->sender_started && !p->sender_done) {
         p->abandoned = true;
-        atomic_fetch_add(&p->metrics.dropped[KTE_DROP_SHUTDOWN], p->inflight);
+        atomic_fetch_add(&p->metrics.dropped[KTE_DROP_SHUTDOWN], p->inflight - p->inflight_reports);
         p->inflight = 0;
         pthread_detach(p->sender);
         p->sender_started = false;

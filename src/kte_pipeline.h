@@ -36,8 +36,9 @@ struct kte_pipeline {
     size_t bytes; /* data + partition keys of queued records (batch sizing) */
     size_t mem;   /* memory of queued and in-flight records (the buffer cap) */
     uint64_t next_seq;
-    size_t inflight; /* records the sender holds */
-    uint64_t inflight_min_seq;
+    size_t inflight;           /* records the sender holds */
+    uint64_t inflight_min_seq; /* lowest seq in flight; 0 when a kte.dropped record is */
+    size_t inflight_reports;   /* kte.dropped records among them */
     bool flush_active;
     uint64_t flush_upto;
     int64_t flush_deadline_ms;
@@ -50,7 +51,7 @@ struct kte_pipeline {
     char current_rid[64];
     struct kte_rid_ring runtime_done;
     struct kte_rid_ring reports;
-    char last_error[KTE_ERRCODE_MAX]; /* to log each failure kind once, not per batch */
+    char last_error[128];             /* to log each kind of failure once, not per batch */
     struct kte_drop_stats unreported; /* drops no kte.dropped record mentions yet */
     struct kte_drop_stats reporting;  /* drops the queued kte.dropped record carries */
     bool report_queued;

@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,6 +42,22 @@ static void sleep_ms(int64_t ms)
         ;
 }
 
+/* This process's peak resident set (VmHWM). Not getrusage's ru_maxrss: on
+ * Linux that keeps the peak of the parent from before exec. */
+static uint64_t peak_rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return 0;
+    char line[256];
+    unsigned long long kib = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %llu kB", &kib) == 1)
+            break;
+    fclose(f);
+    return (uint64_t)kib * 1024;
+}
+
 /* Closes intake, delivers what was accepted until the deadline, settles the
  * accounts, prints the metrics and ends the process. Intake closes first so
  * that nothing is accepted after the last flush began: every event we
@@ -64,9 +79,8 @@ __attribute__((noreturn)) static void finish(struct app *a, int code, int64_t de
         kte_pipeline_stop(p, deadline_ms);
         struct kte_buf emf;
         kte_buf_init(&emf);
-        struct rusage ru;
-        uint64_t peak = getrusage(RUSAGE_SELF, &ru) == 0 ? (uint64_t)ru.ru_maxrss * 1024 : 0;
-        if (kte_metrics_emf(&p->metrics, a->cfg.function_name, kte_now_ms(), peak, &emf) == 0)
+        if (kte_metrics_emf(&p->metrics, a->cfg.function_name, kte_now_ms(), peak_rss_bytes(),
+                            &emf) == 0)
             printf("%s\n", emf.data);
         kte_buf_free(&emf);
         uint64_t dropped = kte_metrics_dropped_total(&p->metrics);
