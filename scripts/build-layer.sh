@@ -66,10 +66,7 @@ fetch_sources
 
 EXT=kinesis-telemetry-extension
 
-# aarch64 gcc at -Os inlines differently and flags a (harmless) truncation in
-# src/kte_pipeline.c that the x86_64 build does not see; keep it a warning
-# until src/ is changed (see docs/layer.md).
-EXT_CFLAGS="-Wno-error=format-truncation"
+EXT_CFLAGS=""
 
 # The extension for $ARCH, from this work tree, against the cached deps.
 build_extension() {
