@@ -44,35 +44,19 @@ def pytest_configure(config):
     config.option.basetemp = str(root / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
 
 
-def require_executable(path, what):
-    if os.path.isfile(path) and os.access(path, os.X_OK):
-        return path
-    msg = f"{what} not found at {path} (build it first: make build)"
-    if os.environ.get("KTE_ALLOW_SKIP") == "1":
-        pytest.skip(msg + "; skipped because KTE_ALLOW_SKIP=1")
-    pytest.fail(msg + " -- set KTE_ALLOW_SKIP=1 to skip instead", pytrace=False)
-
-
 @pytest.fixture(scope="session")
 def extension_bin():
-    return require_executable(harness.EXTENSION, "the extension binary")
+    return harness.require_executable(harness.EXTENSION, "the extension binary")
 
 
 @pytest.fixture(scope="session")
 def lambda_sim():
-    return require_executable(harness.LAMBDA_SIM, "lambda-sim")
+    return harness.require_executable(harness.LAMBDA_SIM, "lambda-sim")
 
 
 @pytest.fixture(scope="session")
 def kinesis_local(tmp_path_factory):
-    log = tmp_path_factory.mktemp("kinesis-local") / "kinesis-local.log"
-    kl = harness.KinesisLocal(log_path=log)
-    try:
-        kl.start()
-    except harness.HarnessError as e:
-        pytest.fail(f"kinesis-local: {e}", pytrace=False)
-    yield kl
-    kl.stop()
+    yield from harness.kinesis_local_fixture(tmp_path_factory)
 
 
 @pytest.fixture

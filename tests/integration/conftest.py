@@ -27,14 +27,7 @@ def lambda_sim():
 
 @pytest.fixture(scope="session")
 def kinesis_local(tmp_path_factory):
-    log = tmp_path_factory.mktemp("kinesis-local") / "kinesis-local.log"
-    kl = harness.KinesisLocal(log_path=log)
-    try:
-        kl.start()
-    except harness.HarnessError as e:
-        pytest.fail(f"kinesis-local: {e}", pytrace=False)
-    yield kl
-    kl.stop()
+    yield from harness.kinesis_local_fixture(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

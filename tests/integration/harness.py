@@ -77,6 +77,22 @@ def require_executable(path: os.PathLike | str, what: str):
 # ports
 
 
+def kinesis_local_fixture(tmp_path_factory, extra_env: Optional[Dict[str, str]] = None):
+    """For a pytest session fixture: yields a started KinesisLocal logging
+    under the session's tmp dir, stops it afterwards; fails the test when it
+    does not start."""
+    import pytest
+
+    log = tmp_path_factory.mktemp("kinesis-local") / "kinesis-local.log"
+    kl = KinesisLocal(log_path=log, extra_env=extra_env)
+    try:
+        kl.start()
+    except HarnessError as e:
+        pytest.fail(f"kinesis-local: {e}", pytrace=False)
+    yield kl
+    kl.stop()
+
+
 def free_ports(n: int, host: str = LOOPBACK) -> List[int]:
     """Return n distinct TCP ports that were free on host a moment ago."""
     socks = []

@@ -112,15 +112,8 @@ def pki(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def kinesis_tls(pki, tmp_path_factory):
-    log = tmp_path_factory.mktemp("kinesis-local") / "kinesis-local.log"
-    kl = harness.KinesisLocal(log_path=log,
-                              extra_env={"KINESIS_MOCK_CERT_PATH": str(pki / "server.json")})
-    try:
-        kl.start()
-    except harness.HarnessError as e:
-        pytest.fail(f"kinesis-local: {e}", pytrace=False)
-    yield kl
-    kl.stop()
+    yield from harness.kinesis_local_fixture(
+        tmp_path_factory, extra_env={"KINESIS_MOCK_CERT_PATH": str(pki / "server.json")})
 
 
 @pytest.fixture
