@@ -49,6 +49,15 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 import harness as h  # noqa: E402  (tests/integration/harness.py)
 
 EXT_NAME = h.EXTENSION_NAME
+
+# Goals printed next to the figures (met / not met); never a reason to fail.
+TARGETS = {
+    "initMs": (5.0, "ms", "init to first next < 5 ms"),
+    "idleRssMiB": (4.0, "MiB", "idle RSS < 4 MiB"),
+    "cpuUsPerEvent": (2.0, "µs", "< 2 µs CPU per 100-byte event end to end"),
+    "overheadP50Ms": (2.0, "ms", "added duration per invoke < 2 ms p50 (local endpoint)"),
+    "drainMs": (300.0, "ms", "shutdown drain of 10k events < 300 ms"),
+}
 LOOPBACK = h.LOOPBACK
 
 
@@ -139,6 +148,11 @@ class BenchSink(h.KinesisProxy):
 
     def __init__(self, upstream: str = "http://127.0.0.1:9", mode: str = "null"):
         super().__init__(upstream)
+        # answer in one go: no Nagle stall between our header and body writes
+        self.server.RequestHandlerClass.disable_nagle_algorithm = True
+        # a client that gives up on a request (the extension at its shutdown
+        # deadline) is expected here: no traceback on stderr
+        self.server.handle_error = lambda request, client_address: None
         self.mode = mode
         self.cond = threading.Condition(self.lock)
         self.records_ok = 0
@@ -199,9 +213,10 @@ class BenchSink(h.KinesisProxy):
         return status, out, ctype
 
 
-def kinesis_local_ceiling(kl: "h.KinesisLocal", stream: str, record_bytes: int, n: int) -> dict:
-    """Records/s kinesis-local itself takes from botocore PutRecords in batches
-    of 500 records of record_bytes: the end-to-end runs cannot beat this."""
+def kinesis_local_reference(kl: "h.KinesisLocal", stream: str, record_bytes: int, n: int) -> dict:
+    """Records/s kinesis-local takes from botocore PutRecords (one client,
+    batches of 500 records of record_bytes, one call at a time): what
+    kinesis-local itself manages, for comparison with the end-to-end runs."""
     recs = [(b"x" * record_bytes, "pk-%d" % i) for i in range(500)]
     done = 0
     t0 = time.monotonic()
@@ -323,6 +338,7 @@ class ExtStub:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # see bench_lambda_sim.py
 
             def log_message(self, *args):
                 pass
@@ -488,15 +504,20 @@ class ExtStub:
 # lambda-sim
 
 
-def sim_run(workdir: Path, binary: str, invokes: int, env: Dict[str, str], *, idle_ms: int = 20,
+NODELAY_SIM = HERE / "bench_lambda_sim.py"
+
+
+def sim_run(workdir: Path, binary: str, invokes: int, env: Dict[str, str], *, idle_ms: int = 50,
             log_format: str = "text", verbose: int = 0, event=None, timeout: int = 60,
             extra_args: Sequence[str] = (), telemetry_log: Optional[Path] = None,
-            run_timeout: float = 600.0, start_only: bool = False):
+            run_timeout: float = 600.0, start_only: bool = False, stock_sim: bool = False):
     """lambda-sim with the bench's defaults: the extension under its real name,
     the example bootstrap, no hosts mapping (the listener is on 127.0.0.1, and
-    rusage/peak RSS then belong to the extension alone, not to an unshare/sh
-    exec chain)."""
+    CPU time then belongs to the extension alone, not to an unshare/sh exec
+    chain), and TCP_NODELAY on the sim's server side (bench_lambda_sim.py)
+    unless stock_sim."""
     kwargs = dict(workdir=workdir, extensions=[binary], invokes=invokes, idle_ms=idle_ms,
+                  sim=h.LAMBDA_SIM if stock_sim else NODELAY_SIM,
                   log_format=log_format, env=env, verbose=verbose, timeout=timeout,
                   function_name="kte-bench", telemetry_log=telemetry_log,
                   extra_args=["--no-hosts-map", *extra_args])
@@ -570,3 +591,83 @@ class StderrWatch:
 
 def tool_path(name: str) -> Optional[str]:
     return shutil.which(name)
+
+
+# --------------------------------------------------------------------------
+# memory of a running process
+
+
+def proc_status_kb(pid: int) -> Dict[str, int]:
+    """VmRSS, VmHWM, RssAnon, RssFile of pid in kB ({} once it is gone)."""
+    out = {}
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(("VmRSS:", "VmHWM:", "RssAnon:", "RssFile:")):
+                    k, v = line.split(":", 1)
+                    out[k] = int(v.split()[0])
+    return out
+
+
+class MemSampler:
+    """Samples /proc/PID/status every interval until the process is gone.
+
+    VmHWM is the process's own peak RSS since its exec (unlike ru_maxrss,
+    which keeps the high-water mark of the forking parent's memory), and it
+    only grows, so the last sample is the peak up to interval before exit.
+    The process is found by its executable under ancestor (a lambda-sim)."""
+
+    def __init__(self, pid: Optional[int] = None, exe: Optional[str] = None, ancestor: Optional[int] = None,
+                 interval: float = 0.02, find_timeout: float = 30.0):
+        self.pid = pid
+        self.exe, self.ancestor = exe, ancestor
+        self.interval, self.find_timeout = interval, find_timeout
+        self.hwm_kb = 0
+        self.last: Dict[str, int] = {}
+        self.samples: List[tuple] = []   # (epoch ms, VmRSS kB, RssAnon kB, RssFile kB)
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _find(self) -> Optional[int]:
+        # the extension is a direct child of the sim (no hosts mapping): look at
+        # the sim's children only, rather than scanning /proc while it starts
+        want = os.path.realpath(self.exe)
+        kids: List[int] = []
+        with contextlib.suppress(OSError, ValueError):
+            for tid in os.listdir("/proc/%d/task" % self.ancestor):
+                with open("/proc/%d/task/%s/children" % (self.ancestor, tid)) as f:
+                    kids += [int(x) for x in f.read().split()]
+        for pid in kids:
+            with contextlib.suppress(OSError):
+                exe = os.readlink("/proc/%d/exe" % pid)
+                if exe == want or exe == want + " (deleted)":
+                    return pid
+        return None
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.find_timeout
+        while self.pid is None and not self._stop and time.monotonic() < deadline:
+            self.pid = self._find()
+            if self.pid is None:
+                time.sleep(0.005)
+        while self.pid is not None and not self._stop:
+            st = proc_status_kb(self.pid)
+            if not st or "VmHWM" not in st:
+                return
+            self.last = st
+            self.hwm_kb = max(self.hwm_kb, st["VmHWM"])
+            self.samples.append((epoch_ms(), st.get("VmRSS", 0), st.get("RssAnon", 0), st.get("RssFile", 0)))
+            time.sleep(self.interval)
+
+    def rss_at(self, t_ms: float) -> Optional[tuple]:
+        """(VmRSS, RssAnon, RssFile) in kB of the last sample taken at or before t_ms."""
+        best = None
+        for t, *rss in self.samples:
+            if t <= t_ms:
+                best = tuple(rss)
+        return best
+
+    def stop(self) -> None:
+        self._stop = True
+        self.thread.join(timeout=2)

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# make bench: measure the extension's cost inside a customer's function
+# (cold start, memory, CPU per event, per-invoke overhead, shutdown drain,
+# throughput) under lambda-sim against a null endpoint and kinesis-local.
+#
+#   bash scripts/bench.sh            the benchmarks (about 10 minutes on 2 cores);
+#                                    build/bench/results.{json,md}, chart.svg, copied to docs/bench/
+#   bash scripts/bench.sh profile    callgrind profile of a 100k-event run (build/bench/profile/)
+#
+# Environment: KTE_BENCH_REPS (default 3), KTE_BENCH_QUICK=1, KTE_BENCH_LAYER=0,
+# KTE_BENCH_KINESIS_LOCAL=0, KTE_BENCH_PUBLISH=0, KTE_BENCH_OUT (see tests/bench/bench_run.py).
+# Timing never makes it fail; it exits non-zero only when a run failed functionally.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=/usr/bin/python3
+
+need_pkg() { # install Debian packages that are missing (idempotent)
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "bench: installing ${missing[*]}" >&2
+        if [ "$(id -u)" -ne 0 ]; then
+            echo "bench: need root to install ${missing[*]} (apt-get install -y --no-install-recommends ${missing[*]})" >&2
+            exit 1
+        fi
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null ||
+            { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; }
+    fi
+}
+
+if [ ! -x build/kinesis-telemetry-extension ]; then
+    make -s build
+fi
+
+case "${1:-run}" in
+run)
+    need_pkg gnuplot-nox
+    exec "$PYTHON" tests/bench/bench_run.py
+    ;;
+profile)
+    need_pkg valgrind
+    exec "$PYTHON" tests/bench/bench_profile.py
+    ;;
+chart)
+    need_pkg gnuplot-nox
+    exec "$PYTHON" tests/bench/bench_chart.py "${2:-build/bench/results.json}"
+    ;;
+*)
+    echo "usage: scripts/bench.sh [run|profile|chart [results.json]]" >&2
+    exit 2
+    ;;
+esac
