@@ -6,6 +6,8 @@
 #   bash scripts/bench.sh            the benchmarks (about 10 minutes on 2 cores);
 #                                    build/bench/results.{json,md}, chart.svg, copied to docs/bench/
 #   bash scripts/bench.sh profile    callgrind profile of a 100k-event run (build/bench/profile/)
+#   bash scripts/bench.sh micro      base64 and SHA-256 micro-benchmarks behind docs/bench/profile.md
+#   bash scripts/bench.sh chart [F]  redraw the chart from a results.json
 #
 # Environment: KTE_BENCH_REPS (default 3), KTE_BENCH_QUICK=1, KTE_BENCH_LAYER=0,
 # KTE_BENCH_KINESIS_LOCAL=0, KTE_BENCH_PUBLISH=0, KTE_BENCH_OUT (see tests/bench/bench_run.py).
@@ -44,12 +46,18 @@ profile)
     need_pkg valgrind
     exec "$PYTHON" tests/bench/bench_profile.py
     ;;
+micro)
+    need_pkg gcc libc6-dev libmbedtls-dev libssl-dev
+    mkdir -p build/bench
+    cc -O2 -Wall -o build/bench/bench_micro tests/bench/bench_micro.c -lmbedcrypto -lcrypto
+    exec build/bench/bench_micro
+    ;;
 chart)
     need_pkg gnuplot-nox
     exec "$PYTHON" tests/bench/bench_chart.py "${2:-build/bench/results.json}"
     ;;
 *)
-    echo "usage: scripts/bench.sh [run|profile|chart [results.json]]" >&2
+    echo "usage: scripts/bench.sh [run|profile|micro|chart [results.json]]" >&2
     exit 2
     ;;
 esac

@@ -159,11 +159,13 @@ class BenchSink(h.KinesisProxy):
         self.calls_ok = 0
         self.calls_down = 0
         self.calls_failed = 0
+        self.call_log: List[tuple] = []   # (epoch ms at the answer, mode, records)
         self._canned: Dict[int, bytes] = {}
 
     def reset_counts(self) -> None:
         with self.cond:
             self.records_ok = self.calls_ok = self.calls_down = self.calls_failed = 0
+            self.call_log = []
 
     def set_mode(self, mode: str) -> None:
         assert mode in ("null", "down", "pass"), mode
@@ -191,12 +193,14 @@ class BenchSink(h.KinesisProxy):
 
     def _put_records(self, path, headers, body):  # called by KinesisProxy's handler
         mode = self.mode
+        # Data is base64 and the stream name cannot hold quotes: one key per record.
+        n = body.count(b'"PartitionKey"')
+        with self.cond:
+            self.call_log.append((epoch_ms(), mode, n))
         if mode == "down":
             with self.cond:
                 self.calls_down += 1
             return self._error(503, "ServiceUnavailable", "outage injected by the benchmark")
-        # Data is base64 and the stream name cannot hold quotes: one key per record.
-        n = body.count(b'"PartitionKey"')
         if mode == "null":
             self._ok(n)
             return 200, self._canned_success(n), "application/x-amz-json-1.1"

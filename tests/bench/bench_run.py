@@ -429,10 +429,15 @@ def drain(ctx: Ctx, name: str, sink_name: str = "null", reps: Optional[int] = No
             continue
         shut = e.get("shutdownMs")
         reports = [t for t in b.telemetry_log_times(tlog, b'"platform.report"') if shut and t >= shut - 1]
+        after = [(t, mode) for t, mode, _ in sink.call_log if shut and t >= shut]
+        first_ok = next((t for t, mode in after if mode != "down"), None)
         delivered_before = 0  # nothing gets through during the outage
         r = {"rep": rep, "shutdownToExitMs": e.get("shutdownToExitMs"),
              "outageEndAfterShutdownMs": watch.seen_at - shut if shut else None,
-             "reportWaitMs": reports[0] - shut if reports else None,
+             # the telemetry log has millisecond timestamps: the report wait is +-1 ms
+             "reportWaitMs": max(0.0, reports[0] - shut) if reports else None,
+             "refusedAfterShutdown": sum(1 for _, mode in after if mode == "down"),
+             "firstDeliveryAfterShutdownMs": first_ok - shut if first_ok else None,
              "eventsReceived": emf.get("EventsReceived"), "eventsDelivered": emf.get("EventsDelivered"),
              "droppedAtShutdown": emf.get("DroppedShutdownDeadline"),
              "putRecordsRefused": sink.calls_down, "pendingAtShutdown": emf.get("EventsReceived", 0) - delivered_before}
@@ -446,7 +451,8 @@ def drain(ctx: Ctx, name: str, sink_name: str = "null", reps: Optional[int] = No
                 f"{fmt_num(r['shutdownToExitMs'])} ms, delivered {r['eventsDelivered']}")
     return {"binary": name, "sink": sink_name, "events": n, "runs": runs,
             "summary": aggregate(runs, ["shutdownToExitMs", "reportWaitMs", "flushMs", "outageEndAfterShutdownMs",
-                                        "eventsDelivered", "droppedAtShutdown"])}
+                                        "eventsDelivered", "droppedAtShutdown", "firstDeliveryAfterShutdownMs",
+                                        "refusedAfterShutdown"])}
 
 
 # --------------------------------------------------------------------------
