@@ -73,7 +73,7 @@ class Ctx:
         self.gate: Optional[b.BenchSink] = None
         self.t0 = time.monotonic()
         # scales
-        self.invokes_small = 10 if self.quick else 30
+        self.invokes_small = 10 if self.quick else 50
         self.invokes_big = 3 if self.quick else 10
         self.events_outage = 20000 if self.quick else 100000
         self.events_drain = 10000
