@@ -17,20 +17,25 @@ cd "$(dirname "$0")/.."
 
 PYTHON=/usr/bin/python3
 
-need_pkg() { # install Debian packages that are missing (idempotent)
+need_pkg() { # install the Debian packages that are missing (idempotent); 1 if it cannot
     local missing=()
     for p in "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
-    if [ ${#missing[@]} -gt 0 ]; then
-        echo "bench: installing ${missing[*]}" >&2
-        if [ "$(id -u)" -ne 0 ]; then
-            echo "bench: need root to install ${missing[*]} (apt-get install -y --no-install-recommends ${missing[*]})" >&2
-            exit 1
-        fi
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null ||
-            { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; }
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "bench: ${missing[*]} missing and not root: apt-get install -y --no-install-recommends ${missing[*]}" >&2
+        return 1
     fi
+    echo "bench: installing ${missing[*]}" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
+        { apt-get update >/dev/null 2>&1 &&
+          DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; }
+}
+
+need_gnuplot() { # any gnuplot will do; else Debian's gnuplot-nox
+    command -v gnuplot >/dev/null 2>&1 || need_pkg gnuplot-nox ||
+        echo "bench: no gnuplot, the chart will not be drawn" >&2
 }
 
 if [ ! -x build/kinesis-telemetry-extension ]; then
@@ -39,21 +44,21 @@ fi
 
 case "${1:-run}" in
 run)
-    need_pkg gnuplot-nox
+    need_gnuplot
     exec "$PYTHON" tests/bench/bench_run.py
     ;;
 profile)
-    need_pkg valgrind
+    need_pkg valgrind || exit 1
     exec "$PYTHON" tests/bench/bench_profile.py
     ;;
 micro)
-    need_pkg gcc libc6-dev libmbedtls-dev libssl-dev
+    need_pkg gcc libc6-dev libmbedtls-dev libssl-dev || exit 1
     mkdir -p build/bench
     cc -O2 -Wall -o build/bench/bench_micro tests/bench/bench_micro.c -lmbedcrypto -lcrypto
     exec build/bench/bench_micro
     ;;
 chart)
-    need_pkg gnuplot-nox
+    need_gnuplot
     exec "$PYTHON" tests/bench/bench_chart.py "${2:-build/bench/results.json}"
     ;;
 *)
