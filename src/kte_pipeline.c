@@ -314,6 +314,7 @@ size_t kte_pipeline_flush(struct kte_pipeline *p, int64_t deadline_ms)
     /* A flush is a fresh start: retry at once rather than after the backoff
      * of a failure during the last invoke. */
     p->next_attempt_ms = 0;
+    p->backoff_ms = 0;
     pthread_cond_broadcast(&p->changed);
     size_t left;
     while ((left = pending_upto(p, upto)) > 0 && wait_until(p, deadline_ms))

@@ -342,7 +342,7 @@ class ExtStub:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # see bench_lambda_sim.py
+            disable_nagle_algorithm = True  # as lambda-sim: no delayed-ACK stall
 
             def log_message(self, *args):
                 pass
@@ -508,20 +508,18 @@ class ExtStub:
 # lambda-sim
 
 
-NODELAY_SIM = HERE / "bench_lambda_sim.py"
 
 
 def sim_run(workdir: Path, binary: str, invokes: int, env: Dict[str, str], *, idle_ms: int = 50,
             log_format: str = "text", verbose: int = 0, event=None, timeout: int = 60,
             extra_args: Sequence[str] = (), telemetry_log: Optional[Path] = None,
-            run_timeout: float = 600.0, start_only: bool = False, stock_sim: bool = False):
+            run_timeout: float = 600.0, start_only: bool = False):
     """lambda-sim with the bench's defaults: the extension under its real name,
     the example bootstrap, no hosts mapping (the listener is on 127.0.0.1, and
     CPU time then belongs to the extension alone, not to an unshare/sh exec
-    chain), and TCP_NODELAY on the sim's server side (bench_lambda_sim.py)
-    unless stock_sim."""
+    chain)."""
     kwargs = dict(workdir=workdir, extensions=[binary], invokes=invokes, idle_ms=idle_ms,
-                  sim=h.LAMBDA_SIM if stock_sim else NODELAY_SIM,
+                  sim=h.LAMBDA_SIM,
                   log_format=log_format, env=env, verbose=verbose, timeout=timeout,
                   function_name="kte-bench", telemetry_log=telemetry_log,
                   extra_args=["--no-hosts-map", *extra_args])

@@ -2,8 +2,7 @@
 """`make bench`: the extension's cost inside a customer's function, measured
 the same way every time (see docs/bench/README.md for the method).
 
-Runs the extension under lambda-sim (tests/bench/bench_lambda_sim.py: the
-sandbox with TCP_NODELAY on its server) against a null Kinesis endpoint and
+Runs the extension under lambda-sim against a null Kinesis endpoint and
 against kinesis-local, repeats every scenario, and writes
 
   build/bench/results.json   every run and every figure (median, min, max)
@@ -32,7 +31,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -160,13 +158,12 @@ def sim_scenario_run(ctx: Ctx, sc: dict, rep: int) -> dict:
     env = h.kte_env(stream, endpoint, FLUSH=sc["flush"], BUFFER_TIMEOUT_MS=25,
                     MAX_BUFFER_BYTES=256 * MiB)
     env.update(LINES_PER_INVOKE=str(sc["lines"]), LINE_BYTES=str(sc["lineBytes"]))
-    wd = ctx.tmp / f"{sc['id']}-{sc['sink']}-{'stock' if sc.get('stockSim') else 'nd'}-r{rep}"
+    wd = ctx.tmp / f"{sc['id']}-{sc['sink']}-r{rep}"
     verbose = 1 if sink == "kinesis-local" else 0
     if sink == "null":
         ctx.null.reset_counts()
     run = b.sim_run(wd, binary, sc["invokes"], env, log_format=sc["logFormat"], verbose=verbose,
-                    timeout=120, extra_args=["--subscriber-queue-max", "100000"], start_only=True,
-                    stock_sim=bool(sc.get("stockSim")))
+                    timeout=120, extra_args=["--subscriber-queue-max", "100000"], start_only=True)
     mem = b.MemSampler(exe=binary, ancestor=run.pid, interval=0.05)
     res = run.wait(900)
     mem.stop()
@@ -590,8 +587,6 @@ def headline(R: dict) -> List[dict]:
             add("Added duration per invoke p50, flush end, kinesis-local", "dev", res["summary"].get("overheadP50Ms"), "ms",
                 target_key="overheadP50Ms")
             add("Added duration per invoke p99, flush end, kinesis-local", "dev", res["summary"].get("overheadP99Ms"), "ms")
-    for res in R.get("stockSim", []):
-        add("Added duration per invoke p50, flush end, stock lambda-sim", "dev", res["summary"].get("overheadP50Ms"), "ms")
     for name, d in R["drain"].items():
         if "null" in d:
             add(f"Shutdown drain, {d['null']['events'] // 1000}k events pending (SHUTDOWN to exit)", name,
@@ -728,10 +723,6 @@ def main() -> int:
             R["coldStart"][name] = cold_start(ctx, name)
         base = R["coldStart"]["dev"]["summary"]
         R["matrix"]["null"] = run_matrix(ctx, matrix_scenarios(ctx), "null", "sim/null", base)
-        stock = [dict(logFormat="text", lineBytes=100, lines=10, flush="end", invokes=ctx.invokes_small,
-                      stockSim=True)]
-        stock[0]["id"] = scenario_id(stock[0])
-        R["stockSim"] = run_matrix(ctx, stock, "null", "stock-sim/null", base)
         for name in ctx.binaries:
             R["outage"][name] = outage_rss(ctx, name)
             R["drain"][name] = {"null": drain(ctx, name, "null")}
