@@ -24,9 +24,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
 sys.path.insert(0, str(HERE))
 
-import harness  # noqa: E402
 from fault_proxy import FaultProxy  # noqa: E402
 import faultlib  # noqa: E402
+from kte_fixtures import extension_bin, kinesis_local, lambda_sim  # noqa: E402,F401
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -42,21 +42,6 @@ def pytest_configure(config):
     for old in runs[:-2]:
         shutil.rmtree(old, ignore_errors=True)
     config.option.basetemp = str(root / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
-
-
-@pytest.fixture(scope="session")
-def extension_bin():
-    return harness.require_executable(harness.EXTENSION, "the extension binary")
-
-
-@pytest.fixture(scope="session")
-def lambda_sim():
-    return harness.require_executable(harness.LAMBDA_SIM, "lambda-sim")
-
-
-@pytest.fixture(scope="session")
-def kinesis_local(tmp_path_factory):
-    yield from harness.kinesis_local_fixture(tmp_path_factory)
 
 
 @pytest.fixture
