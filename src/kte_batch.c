@@ -1,9 +1,11 @@
 #include "kte_batch.h"
 
 #include <mbedtls/base64.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <yajl/yajl_parse.h>
 #include <yajl/yajl_tree.h>
 
 size_t kte_batch_plan(const struct kte_rec *head, size_t *bytes_out)
@@ -138,36 +140,133 @@ int kte_batch_error_code(const char *body, size_t len, char *code, size_t code_l
     return rc;
 }
 
+/* Streaming parse of a PutRecords answer: only the Records array's entries
+ * and their ErrorCode matter, so no tree is built (it cost a tenth of the
+ * CPU per event). Depth 1 is the answer object, 2 the Records array, 3 an
+ * entry. */
+struct resp_state {
+    struct kte_rec_result *results;
+    size_t n;
+    size_t count; /* entries seen in Records */
+    int depth;
+    int failed;
+    bool records_key; /* the last key at depth 1 was "Records" */
+    bool in_records;
+    bool error_key; /* the last key in an entry was "ErrorCode" */
+};
+
+static int resp_scalar(void *ctx)
+{
+    ((struct resp_state *)ctx)->error_key = false;
+    return 1;
+}
+
+static int resp_bool(void *ctx, int b)
+{
+    (void)b;
+    return resp_scalar(ctx);
+}
+
+static int resp_number(void *ctx, const char *v, size_t len)
+{
+    (void)v;
+    (void)len;
+    return resp_scalar(ctx);
+}
+
+static int resp_string(void *ctx, const unsigned char *v, size_t len)
+{
+    struct resp_state *st = ctx;
+    if (st->error_key && st->in_records && st->depth == 3 && len && st->count <= st->n) {
+        struct kte_rec_result *r = &st->results[st->count - 1];
+        char code[KTE_ERRCODE_MAX];
+        size_t k = len < sizeof code - 1 ? len : sizeof code - 1;
+        memcpy(code, v, k);
+        code[k] = '\0';
+        normalise_code(code, r->error_code, sizeof r->error_code);
+        r->outcome = kte_batch_classify(r->error_code);
+        st->failed++;
+    }
+    st->error_key = false;
+    return 1;
+}
+
+static int resp_key(void *ctx, const unsigned char *k, size_t len)
+{
+    struct resp_state *st = ctx;
+    if (st->depth == 1)
+        st->records_key = len == 7 && !memcmp(k, "Records", 7);
+    else if (st->in_records && st->depth == 3)
+        st->error_key = len == 9 && !memcmp(k, "ErrorCode", 9);
+    return 1;
+}
+
+static int resp_start_map(void *ctx)
+{
+    struct resp_state *st = ctx;
+    st->depth++;
+    if (st->in_records && st->depth == 3) {
+        if (st->count < st->n) {
+            st->results[st->count].outcome = KTE_REC_OK;
+            st->results[st->count].error_code[0] = '\0';
+        }
+        st->count++;
+    }
+    return 1;
+}
+
+static int resp_end_map(void *ctx)
+{
+    ((struct resp_state *)ctx)->depth--;
+    return 1;
+}
+
+static int resp_start_array(void *ctx)
+{
+    struct resp_state *st = ctx;
+    st->depth++;
+    if (st->depth == 2 && st->records_key)
+        st->in_records = true;
+    return 1;
+}
+
+static int resp_end_array(void *ctx)
+{
+    struct resp_state *st = ctx;
+    if (st->depth == 2)
+        st->in_records = false;
+    st->depth--;
+    return 1;
+}
+
+static const yajl_callbacks resp_callbacks = {
+    resp_scalar,  resp_bool,        NULL,           NULL,
+    resp_number,  resp_string,      resp_start_map, resp_key,
+    resp_end_map, resp_start_array, resp_end_array,
+};
+
 int kte_batch_parse_response(const char *body, size_t len, size_t n, struct kte_rec_result *results,
                              char *err, size_t errlen)
 {
-    yajl_val root = parse_tree(body, len, err, errlen);
-    if (!root)
+    struct resp_state st = {0};
+    st.results = results;
+    st.n = n;
+    yajl_handle h = yajl_alloc(&resp_callbacks, NULL, &st);
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
         return -1;
-    int failed = -1;
-    const char *recs_path[] = {"Records", NULL};
-    yajl_val recs = yajl_tree_get(root, recs_path, yajl_t_array);
-    if (!recs || YAJL_GET_ARRAY(recs)->len != n) {
-        snprintf(err, errlen, "response has %zu results for %zu records",
-                 recs ? YAJL_GET_ARRAY(recs)->len : 0, n);
-        goto out;
     }
-    failed = 0;
-    for (size_t i = 0; i < n; i++) {
-        yajl_val e = YAJL_GET_ARRAY(recs)->values[i];
-        const char *code_path[] = {"ErrorCode", NULL};
-        yajl_val code = YAJL_IS_OBJECT(e) ? yajl_tree_get(e, code_path, yajl_t_string) : NULL;
-        if (code && *YAJL_GET_STRING(code)) {
-            normalise_code(YAJL_GET_STRING(code), results[i].error_code,
-                           sizeof results[i].error_code);
-            results[i].outcome = kte_batch_classify(results[i].error_code);
-            failed++;
-        } else {
-            results[i].outcome = KTE_REC_OK;
-            results[i].error_code[0] = '\0';
-        }
+    yajl_status ys = yajl_parse(h, (const unsigned char *)body, len);
+    if (ys == yajl_status_ok)
+        ys = yajl_complete_parse(h);
+    yajl_free(h);
+    if (ys != yajl_status_ok) {
+        snprintf(err, errlen, "response is not JSON");
+        return -1;
     }
-out:
-    yajl_tree_free(root);
-    return failed;
+    if (st.count != n) {
+        snprintf(err, errlen, "response has %zu results for %zu records", st.count, n);
+        return -1;
+    }
+    return st.failed;
 }
