@@ -122,7 +122,7 @@ static yajl_val parse_tree(const char *body, size_t len, char *err, size_t errle
 
 int kte_batch_error_code(const char *body, size_t len, char *code, size_t code_len)
 {
-    char err[64];
+    char err[300]; /* room for yajl's message: -Os builds check the bound */
     yajl_val root = parse_tree(body, len, err, sizeof err);
     if (!root)
         return -1;
