@@ -14,11 +14,6 @@ void kte_log_set_level(enum kte_log_level level)
     g_level = level;
 }
 
-enum kte_log_level kte_log_get_level(void)
-{
-    return g_level;
-}
-
 int kte_log_parse_level(const char *s, enum kte_log_level *out)
 {
     for (int i = KTE_LOG_ERROR; i <= KTE_LOG_DEBUG; i++) {

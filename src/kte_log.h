@@ -6,7 +6,6 @@
 enum kte_log_level { KTE_LOG_ERROR = 0, KTE_LOG_WARN, KTE_LOG_INFO, KTE_LOG_DEBUG };
 
 void kte_log_set_level(enum kte_log_level level);
-enum kte_log_level kte_log_get_level(void);
 /* Parses "error|warn|info|debug" (case-insensitive); -1 when unknown. */
 int kte_log_parse_level(const char *s, enum kte_log_level *out);
 void kte_log(enum kte_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

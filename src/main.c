@@ -64,9 +64,12 @@ static uint64_t peak_rss_bytes(void)
  * answered 200 for is delivered or counted, and later POSTs get 503 (the
  * listener keeps answering until the end, so no answer is cut off after the
  * events were taken). Only the first caller (lifecycle or signal thread)
- * gets here. */
+ * goes on; a second one waits for the first to end the process. */
 __attribute__((noreturn)) static void finish(struct app *a, int code, int64_t deadline_ms)
 {
+    if (atomic_flag_test_and_set(&a->finishing))
+        for (;;)
+            pause();
     if (a->pipeline_ready) {
         kte_pipeline_close(&a->pipeline);
         kte_pipeline_flush(&a->pipeline, deadline_ms);
@@ -99,8 +102,6 @@ static void *signal_main(void *arg)
     struct app *a = arg;
     int sig = 0;
     sigwait(&a->signals, &sig);
-    if (atomic_flag_test_and_set(&a->finishing))
-        return NULL; /* the lifecycle thread is already finishing */
     KTE_INFO("signal %d: flushing and exiting", sig);
     finish(a, 0, kte_now_ms() + SIGNAL_FLUSH_MS);
 }
@@ -134,9 +135,6 @@ __attribute__((noreturn)) static void on_shutdown(struct app *a, const struct kt
         kte_pipeline_wait_for(p, KTE_WAIT_REPORT, last_rid, plan.wait_until);
     else
         sleep_ms(plan.wait_until - now);
-    if (atomic_flag_test_and_set(&a->finishing))
-        for (;;)
-            pause(); /* the signal thread is finishing */
     finish(a, 0, plan.deadline);
 }
 
@@ -236,9 +234,6 @@ int main(int argc, char **argv)
             /* Without the Extensions API there is no lifecycle left to follow. */
             KTE_ERROR("%s; flushing and exiting", err);
             kte_lambda_report_error(&a.api, false, "Extension.NextFailed", err);
-            if (atomic_flag_test_and_set(&a.finishing))
-                for (;;)
-                    pause();
             finish(&a, 1, kte_now_ms() + SIGNAL_FLUSH_MS);
         }
         if (ev.type == KTE_NEXT_SHUTDOWN)

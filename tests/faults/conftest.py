@@ -25,8 +25,7 @@ sys.path.insert(0, str(HERE.parent / "integration"))
 sys.path.insert(0, str(HERE))
 
 from fault_proxy import FaultProxy  # noqa: E402
-import faultlib  # noqa: E402
-from kte_fixtures import extension_bin, kinesis_local, lambda_sim  # noqa: E402,F401
+from kte_fixtures import extension_bin, kinesis_local, lambda_sim, stream  # noqa: E402,F401
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -42,17 +41,6 @@ def pytest_configure(config):
     for old in runs[:-2]:
         shutil.rmtree(old, ignore_errors=True)
     config.option.basetemp = str(root / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
-
-
-@pytest.fixture
-def stream(kinesis_local, request):
-    name = faultlib.stream_name(request.node.name)
-    kinesis_local.create_stream(name)
-    yield name
-    try:
-        kinesis_local.delete_stream(name)
-    except Exception:
-        pass  # kinesis-local is gone or the stream already deleted
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import json
 import re
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -33,11 +32,6 @@ DROP_REASONS = ("DroppedShutdownDeadline", "DroppedPermanentError", "DroppedBuff
                 "DroppedTooLarge", "DroppedOutOfMemory")
 # Reasons a kte.dropped record can report (shutdown drops happen after the last chance).
 REPORTED_REASONS = tuple(r for r in DROP_REASONS if r != "DroppedShutdownDeadline")
-
-
-def stream_name(label: str) -> str:
-    label = re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-")[:80]
-    return f"kte-{label}-{uuid.uuid4().hex[:8]}"
 
 
 def expected_line(inv: int, n: int, rid: str, line_bytes: Optional[int] = None) -> str:
@@ -270,7 +264,7 @@ def proxied_stream(kinesis_local, workdir: Path, label: str, seed: int = 1234):
 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    name = stream_name(label)
+    name = harness.unique_stream_name(label)
     kinesis_local.create_stream(name)
     log = open(workdir / "fault-proxy.log", "a")
     proxy = FaultProxy(kinesis_local.endpoint, seed=seed, log=log).start()

@@ -13,7 +13,7 @@
 import pytest
 
 import harness
-from kte_fixtures import extension_bin, kinesis_local, lambda_sim  # noqa: E402,F401
+from kte_fixtures import extension_bin, kinesis_local, lambda_sim, stream  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")
@@ -28,17 +28,6 @@ def kinesis_proxy(kinesis_proxy_session):
     kinesis_proxy_session.reset(region=harness.REGION)
     yield kinesis_proxy_session
     kinesis_proxy_session.reset(region=harness.REGION)
-
-
-@pytest.fixture
-def stream(kinesis_local, request):
-    name = harness.unique_stream_name(request.node.name)
-    kinesis_local.create_stream(name)
-    yield name
-    try:
-        kinesis_local.delete_stream(name)
-    except Exception:
-        pass  # kinesis-local is gone or the stream already deleted
 
 
 @pytest.hookimpl(hookwrapper=True)
