@@ -322,3 +322,22 @@ def test_exit_error_is_recorded(sandbox):
     assert e["exitError"]["errorType"] == "Extension.FlushFailed"
     assert "flush failed" in e["exitError"]["body"]
     assert [r for r in run.ext("grumpy") if r["k"] == "exit-error"][0]["status"] == 202
+
+
+def test_runtime_done_always_precedes_report_even_when_extensions_are_already_waiting(sandbox):
+    # An extension that calls next at once is already waiting when the runtime
+    # answers, so the invoke completes the moment the runtime calls next: its
+    # report must still come after the runtimeDone the response produced (a
+    # race the integration suite once caught). Many short invokes make a
+    # regression show.
+    ext = sandbox.ext("eager", subscribe={"types": ["platform"], "buffering": FAST},
+                      shutdown_linger_ms=1500)
+    run = sandbox.run([ext], args=["--invokes", 60, "--idle-ms", 0], expect=0)
+    rids = [i["requestId"] for i in run.summary["invokes"]]
+    assert len(rids) == 60
+    order = [(ev["type"], ev["record"]["requestId"]) for ev in run.events("eager")
+             if ev["type"] in ("platform.runtimeDone", "platform.report")]
+    for rid in rids:
+        done = order.index(("platform.runtimeDone", rid))
+        report = order.index(("platform.report", rid))
+        assert done < report, (rid, done, report)
