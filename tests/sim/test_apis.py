@@ -111,15 +111,20 @@ def test_environment_of_runtime_and_extensions(sandbox):
         assert e["AWS_LAMBDA_FUNCTION_VERSION"] == "$LATEST"
         assert e["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "512"
         assert e["AWS_REGION"] == e["AWS_DEFAULT_REGION"] == "eu-central-1"
-        assert e["AWS_LAMBDA_LOG_GROUP_NAME"] == "/aws/lambda/kte-demo"
-        assert e["AWS_LAMBDA_LOG_STREAM_NAME"]
         assert e["AWS_LAMBDA_INITIALIZATION_TYPE"] == "on-demand"
-        assert e["_HANDLER"] == "override.handler"
-        assert e["AWS_EXECUTION_ENV"] == "AWS_Lambda_provided.al2023"
         assert e["AWS_LAMBDA_LOG_FORMAT"] == "JSON"
         assert e["FOO"] == "bar"
-        assert e["LAMBDA_TASK_ROOT"]
         assert "PATH" in e
+    assert env["AWS_LAMBDA_LOG_GROUP_NAME"] == "/aws/lambda/kte-demo"
+    assert env["AWS_LAMBDA_LOG_STREAM_NAME"]
+    assert env["_HANDLER"] == "override.handler"
+    assert env["AWS_EXECUTION_ENV"] == "AWS_Lambda_provided.al2023"
+    assert env["LAMBDA_TASK_ROOT"]
+    # extensions do not get the runtime's own variables (runtimes-extensions-api.html,
+    # "Permissions and configuration"), nor any "_" variable (the emulator's AgentExecEnv)
+    for k in ("AWS_EXECUTION_ENV", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
+              "LAMBDA_TASK_ROOT", "_HANDLER"):
+        assert k not in ext_env, k
     text = sandbox.run([ext], args=["--idle-ms", 0], expect=0)
     assert "AWS_LAMBDA_LOG_FORMAT" not in [r for r in text.rt() if r["k"] == "env"][-1]["env"]
 

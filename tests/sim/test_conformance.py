@@ -209,7 +209,7 @@ def test_runtime_done_and_report_values(delivered):
     assert len(done) == 2 and len(reports) == 2
     for d, r in zip(done, reports):
         assert d["requestId"] == r["requestId"] and d["status"] == "success"
-        assert [s["name"] for s in d["spans"]] == ["responseLatency", "responseDuration"]
+        assert [s["name"] for s in d["spans"]] == ["responseLatency", "responseDuration", "runtimeOverhead"]
         assert d["metrics"]["producedBytes"] == 2  # the runtime echoes the event "{}"
         assert r["metrics"]["memorySizeMB"] == 128
         assert r["metrics"]["billedDurationMs"] >= r["metrics"]["durationMs"]
@@ -263,10 +263,11 @@ def test_shared_telemetry_example(delivered, rel):
 
 def test_error_report_shape(sandbox):
     ext = sandbox.ext("shapes", subscribe={"types": ["platform"], "buffering": FAST}, shutdown_wait_report_ms=1500)
-    run = sandbox.run([ext], args=["--idle-ms", "0"], env={"RT_MODE": "error"}, expect=0)
+    run = sandbox.run([ext], args=["--idle-ms", "0"], env={"RT_MODE": "error", "RT_ERROR_TYPE": "Function.MyError"},
+                      expect=0)
     example = json.loads((OWN_FIXTURES / "telemetry" / "platform.report.error.json").read_text())
     reports = [ev for ev in run.events("shapes") if ev["type"] == "platform.report"]
     assert len(reports) == 1
     errs = shape_errors(reports[0]["record"], example["record"], "record")
     assert errs == []
-    assert reports[0]["record"]["errorType"] == "MyError"
+    assert reports[0]["record"]["errorType"] == "Function.MyError"

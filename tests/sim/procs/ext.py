@@ -163,6 +163,9 @@ def main():
                              {"Lambda-Extension-Identifier": EXT_ID,
                               "Lambda-Extension-Function-Error-Type": CFG["init_error"]})
         rec("init-error", status=st, body=b)
+        st, _, b = http_call("GET", "/2020-01-01/extension/event/next", None,
+                             {"Lambda-Extension-Identifier": EXT_ID}, timeout=5)
+        rec("after-error", op="event/next", status=st, body=b)
         sys.exit(1)
     if CFG.get("tick_ms"):
         threading.Thread(target=ticker, args=(CFG["tick_ms"],), daemon=True).start()
@@ -233,6 +236,9 @@ def main():
                                  {"Lambda-Extension-Identifier": EXT_ID,
                                   "Lambda-Extension-Function-Error-Type": "Extension.FlushFailed"})
             rec("exit-error", status=st, body=b)
+            st, _, b = http_call("GET", "/2020-01-01/extension/event/next", None,
+                                 {"Lambda-Extension-Identifier": EXT_ID}, timeout=5)
+            rec("after-error", op="event/next", status=st, body=b)
         rec("exit")
         os._exit(0)
 

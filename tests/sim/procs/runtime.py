@@ -8,7 +8,13 @@ Behaviour comes from RT_* environment variables (given with lambda-sim --env):
   RT_INIT_LINES lines printed during init, "init <i>"
   RT_JSON_LINE  if set, also print this JSON object line per invoke
   RT_SLEEP_MS   sleep before responding
-  RT_MODE       ok | error | timeout | crash | init-error | init-crash | ignore-term
+  RT_AFTER_MS   after the response print "after <requestId>" and wait this long before next
+  RT_ERROR_TYPE Lambda-Runtime-Function-Error-Type of RT_MODE=error (default MyError)
+  RT_MODE       ok | error | timeout | crash | init-error | init-crash | ignore-term | partial-line
+                | timeout-once | crash-once | init-crash-once | init-error-once | init-hang-once
+                ("-once": only the first runtime process of the run misbehaves, the
+                processes of a new environment after a reset behave)
+  RT_INIT_ERROR_TYPE  error type of init-error (default InitBoom)
   RT_WORKERS    threads calling next concurrently (managed instances)
 """
 import json
@@ -18,15 +24,25 @@ import socket
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 
 API = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime"
 OUT = os.environ.get("RT_OUT")
 MODE = os.environ.get("RT_MODE", "ok")
+if MODE.endswith("-once"):
+    # the first runtime process of the run creates the marker and misbehaves
+    try:
+        os.close(os.open((OUT or "/tmp/rt") + ".once", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        MODE = MODE[:-len("-once")]
+    except FileExistsError:
+        MODE = "ok"
 LINES = int(os.environ.get("RT_LINES", "3"))
 ERR_LINES = int(os.environ.get("RT_ERR_LINES", "0"))
 SLEEP = int(os.environ.get("RT_SLEEP_MS", "0")) / 1000.0
 JSON_LINE = os.environ.get("RT_JSON_LINE")
+ERROR_TYPE = os.environ.get("RT_ERROR_TYPE", "MyError")
+AFTER_MS = int(os.environ.get("RT_AFTER_MS", "0"))
 lock = threading.Lock()
 
 
@@ -66,13 +82,21 @@ def worker():
             time.sleep(3600)
         if MODE == "crash":
             os._exit(3)
+        if MODE == "partial-line":
+            # a line without its newline at the end of the invoke
+            sys.stdout.write("tail-of-%s" % rid)
+            sys.stdout.flush()
         if MODE == "error":
             st, _, rb = call("POST", "/invocation/%s/error" % rid,
-                             json.dumps({"errorMessage": "boom", "errorType": "MyError"}).encode(),
-                             {"Lambda-Runtime-Function-Error-Type": "MyError"})
+                             json.dumps({"errorMessage": "boom", "errorType": ERROR_TYPE}).encode(),
+                             {"Lambda-Runtime-Function-Error-Type": ERROR_TYPE})
         else:
             st, _, rb = call("POST", "/invocation/%s/response" % rid, body)
         record({"k": "posted", "t": time.time(), "requestId": rid, "status": st, "body": rb.decode()})
+        if AFTER_MS:
+            # logged between the response and the next call: still part of this invoke
+            print("after %s" % rid, flush=True)
+            time.sleep(AFTER_MS / 1000.0)
 
 
 def main():
@@ -91,10 +115,23 @@ def main():
     for i in range(int(os.environ.get("RT_INIT_LINES", "0"))):
         print("init %d" % i, flush=True)
     if MODE == "init-error":
-        st, _, rb = call("POST", "/init/error", json.dumps({"errorMessage": "bad init", "errorType": "InitBoom"}).encode(),
-                         {"Lambda-Runtime-Function-Error-Type": "InitBoom"})
+        etype = os.environ.get("RT_INIT_ERROR_TYPE", "InitBoom")
+        # the sandbox's SIGTERM (init failed) waits until the probes below are done
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        st, _, rb = call("POST", "/init/error", json.dumps({"errorMessage": "bad init", "errorType": etype}).encode(),
+                         {"Lambda-Runtime-Function-Error-Type": etype})
         record({"k": "init-error", "status": st, "body": rb.decode()})
+        # no Runtime API call succeeds after init/error
+        for method, path in (("GET", "/invocation/next"), ("POST", "/init/error")):
+            try:
+                st, _, rb = call(method, path, b"{}" if method == "POST" else None,
+                                 {"Lambda-Runtime-Function-Error-Type": etype})
+            except urllib.error.HTTPError as e:
+                st, rb = e.code, e.read()
+            record({"k": "after-init-error", "path": path, "status": st, "body": rb.decode()})
         sys.exit(1)
+    if MODE == "init-hang":
+        time.sleep(3600)
     if MODE == "init-crash":
         sys.exit(7)
     n = int(os.environ.get("RT_WORKERS", "1"))
