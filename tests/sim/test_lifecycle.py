@@ -12,7 +12,7 @@ from conftest import ALL_TYPES, FAST
 class ExternalListener:
     """A telemetry listener in the test process: never frozen, so it sees exactly when the sim POSTs."""
 
-    def __init__(self):
+    def __init__(self, answer_delay_for=None, delay_s=0.0):
         self.arrivals = []  # (epoch seconds, events)
         outer = self
 
@@ -24,7 +24,10 @@ class ExternalListener:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.arrivals.append((time.time(), json.loads(body)))
+                events = json.loads(body)
+                outer.arrivals.append((time.time(), events))
+                if answer_delay_for and any(ev["type"] == answer_delay_for for ev in events):
+                    time.sleep(delay_s)
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -207,6 +210,25 @@ def test_failed_posts_are_retried_with_the_same_batch(sandbox):
     assert types.count("platform.initStart") == 1
     assert types.count("platform.report") == 1
     assert len(types) == sub["delivered"]
+
+
+def test_a_batch_answered_while_the_sandbox_shuts_down_is_counted_as_delivered(sandbox):
+    # issue 16 item 2: the summary raced the delivery thread. The listener
+    # (here in the test process) answers the POST holding the last report
+    # 300 ms after it came, when the only extension has already exited: that
+    # POST is in flight when the shutdown phase ends, and it is delivered.
+    listener = ExternalListener(answer_delay_for="platform.report", delay_s=0.3)
+    try:
+        ext = sandbox.ext("brief", subscribe={"types": ["platform"], "buffering": FAST},
+                          uri="http://127.0.0.1:%d/t" % listener.port, shutdown_linger_ms=150)
+        run = sandbox.run([ext], args=["--invokes", 1, "--idle-ms", 0], expect=0)
+    finally:
+        listener.close()
+    sub = run.summary["subscribers"]["brief"]
+    received = [ev for _, evs in listener.arrivals for ev in evs]
+    assert [ev["type"] for ev in received].count("platform.report") == 1, run.describe()
+    assert sub["delivered"] == len(received), run.describe()
+    assert sub["queued"] == 0
 
 
 def test_slow_listener_drops_logs_and_gets_logs_dropped(sandbox):
