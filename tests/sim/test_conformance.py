@@ -33,10 +33,12 @@ def own_results(tmp_path_factory):
     return run_probes(tmp_path_factory, OWN_FIXTURES / "subscribe", OWN_SUBSCRIBE)
 
 
+SHARED_MISSING = ("%s not present: the team's shared fixtures beside the repository are optional "
+                  "(a fresh clone has none); the own copies in tests/sim/fixtures run the same checks" % SHARED_FIXTURES)
+
+
 @pytest.fixture(scope="module")
 def shared_results(tmp_path_factory):
-    if not RIE_DIR.is_dir():
-        pytest.skip("../shared fixtures not present")
     return run_probes(tmp_path_factory, RIE_DIR, SHARED_SUBSCRIBE)
 
 
@@ -58,7 +60,8 @@ def test_own_subscription_fixture(own_results, name):
     check_answer(own_results[name], name)
 
 
-@pytest.mark.parametrize("name", SHARED_SUBSCRIBE)
+# Without ../shared one explicit skip with its reason, not pytest's "got empty parameter set".
+@pytest.mark.parametrize("name", SHARED_SUBSCRIBE or [pytest.param(None, marks=pytest.mark.skip(SHARED_MISSING))])
 def test_shared_rie_subscription_fixture(shared_results, name):
     check_answer(shared_results[name], name)
 
@@ -220,11 +223,11 @@ def test_runtime_done_and_report_values(delivered):
                                                            "short-lived": ["INVOKE"]}
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in (OWN_FIXTURES / "telemetry").glob("*.json")))
+# platform.report.error.json is checked in test_error_report_shape (it needs a failing runtime)
+@pytest.mark.parametrize("name", sorted(p.name for p in (OWN_FIXTURES / "telemetry").glob("*.json")
+                                        if p.name != "platform.report.error.json"))
 def test_own_telemetry_example(delivered, name):
     example = json.loads((OWN_FIXTURES / "telemetry" / name).read_text())
-    if name == "platform.report.error.json":
-        pytest.skip("error shape is checked in test_error_report_shape")
     assert_matches_some(delivered, example, name)
 
 
@@ -236,11 +239,13 @@ def shared_examples():
         n = p.name
         if any(s in n for s in ("INVALID", "DOC-BUG", "restore", "managed-instance")):
             continue
+        if n.startswith("shared.") and n not in SUB_OBJECTS:
+            continue  # a sub-object no event type maps to: nothing to compare it with
         out.append(str(p.relative_to(TELEMETRY_DIR)))
     return out
 
 
-@pytest.mark.parametrize("rel", shared_examples())
+@pytest.mark.parametrize("rel", shared_examples() or [pytest.param(None, marks=pytest.mark.skip(SHARED_MISSING))])
 def test_shared_telemetry_example(delivered, rel):
     data = json.loads((TELEMETRY_DIR / rel).read_text())
     name = Path(rel).name
@@ -254,8 +259,6 @@ def test_shared_telemetry_example(delivered, rel):
             optional = {"initDurationMs"}  # only on the first report, as documented
             assert shape_errors(rec, data, rel, optional) == []
         return
-    if name.startswith("shared."):
-        pytest.skip("sub-object without a mapping")
     examples = data if isinstance(data, list) else [data]
     for ex in examples:
         assert_matches_some(delivered, ex, rel)
