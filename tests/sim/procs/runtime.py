@@ -9,6 +9,8 @@ Behaviour comes from RT_* environment variables (given with lambda-sim --env):
   RT_JSON_LINE  if set, also print this JSON object line per invoke
   RT_SLEEP_MS   sleep before responding
   RT_AFTER_MS   after the response print "after <requestId>" and wait this long before next
+  RT_CREDS      fetch container credentials (AWS_CONTAINER_CREDENTIALS_FULL_URI) at init and per invoke
+  RT_RESTORE_HOOK  SnapStart: wait in /restore/next at the end of init (after-restore hooks)
   RT_ERROR_TYPE Lambda-Runtime-Function-Error-Type of RT_MODE=error (default MyError)
   RT_MODE       ok | error | timeout | crash | init-error | init-crash | ignore-term | partial-line
                 | timeout-once | crash-once | init-crash-once | init-error-once | init-hang-once
@@ -59,6 +61,24 @@ def call(method, path, body=None, headers=None):
         return r.status, dict(r.headers), r.read()
 
 
+def fetch_creds(when, token="env"):
+    uri = os.environ.get("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+    if not uri:
+        record({"k": "creds", "when": when, "status": None})
+        return
+    headers = {}
+    if token == "env":
+        headers["Authorization"] = os.environ.get("AWS_CONTAINER_AUTHORIZATION_TOKEN", "")
+    elif token:
+        headers["Authorization"] = token
+    try:
+        with urllib.request.urlopen(urllib.request.Request(uri, headers=headers), timeout=10) as r:
+            st, body = r.status, r.read()
+    except urllib.error.HTTPError as e:
+        st, body = e.code, e.read()
+    record({"k": "creds", "when": when, "t": time.time(), "status": st, "body": json.loads(body or b"null")})
+
+
 def worker():
     # deliver SIGTERM to the main thread (a signal taken by a thread blocked in recv
     # would leave the main thread asleep)
@@ -67,6 +87,8 @@ def worker():
         status, headers, body = call("GET", "/invocation/next")
         rid = headers["Lambda-Runtime-Aws-Request-Id"]
         record({"k": "invoke", "t": time.time(), "headers": headers, "event": json.loads(body)})
+        if os.environ.get("RT_CREDS"):
+            fetch_creds(rid)
         with lock:
             for i in range(LINES):
                 sys.stdout.write("fn %s %d\n" % (rid, i))
@@ -134,6 +156,13 @@ def main():
         time.sleep(3600)
     if MODE == "init-crash":
         sys.exit(7)
+    if os.environ.get("RT_CREDS"):
+        fetch_creds("init")
+        fetch_creds("no-token", token=None)
+        fetch_creds("bad-token", token="nope")
+    if os.environ.get("RT_RESTORE_HOOK"):
+        st, _, _ = call("GET", "/restore/next")
+        record({"k": "restored", "t": time.time(), "status": st})
     n = int(os.environ.get("RT_WORKERS", "1"))
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(n)]
     for t in threads:
