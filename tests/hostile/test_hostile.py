@@ -32,8 +32,8 @@ HERE = Path(__file__).resolve().parent
 BOOTSTRAP = HERE / "bootstrap"
 KTE = harness.EXTENSION_NAME
 FD_LIMIT = 1024  # Lambda's RLIMIT_NOFILE
-MAX_CONNECTIONS = 64  # KTE_LISTENER_MAX_CONNECTIONS
-IDLE_TIMEOUT_S = 5  # KTE_LISTENER_IDLE_TIMEOUT_S
+MAX_CONNECTIONS = 64  # KTE_LISTENER_MAX_CONNECTIONS in src/kte_listener.h
+IDLE_TIMEOUT_S = 5  # KTE_LISTENER_IDLE_TIMEOUT_S in src/kte_listener.h
 
 # The listener's refusal counters; a clean run has all of them at 0.
 REFUSALS = (
