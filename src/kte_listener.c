@@ -5,14 +5,12 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 /* Room above max_connections for evicted connections that libmicrohttpd has
@@ -44,6 +42,7 @@ struct kte_listener {
     struct conn **conns;
     struct kte_conn_state *states;
     size_t nconns, cap, nevicting;
+    uint64_t tick; /* orders idleness (struct kte_conn_state) */
 };
 
 /* Per-request state, owned by libmicrohttpd's con_cls slot. */
@@ -55,13 +54,6 @@ struct request {
     bool answered; /* a response was queued: counted by its status */
     int status;
 };
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 long kte_listener_pick_victim(const struct kte_conn_state *conns, size_t n)
 {
@@ -75,7 +67,7 @@ long kte_listener_pick_victim(const struct kte_conn_state *conns, size_t n)
             continue;
         }
         const struct kte_conn_state *b = &conns[best];
-        if (b->trusted != c->trusted ? b->trusted : c->idle_since_ms < b->idle_since_ms)
+        if (b->trusted != c->trusted ? b->trusted : c->idle_since < b->idle_since)
             best = (long)i;
     }
     return best;
@@ -123,7 +115,7 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
         c->fd = ci->connect_fd;
         c->slot = l->nconns++;
         l->conns[c->slot] = c;
-        l->states[c->slot] = (struct kte_conn_state){.idle_since_ms = now_ms()};
+        l->states[c->slot] = (struct kte_conn_state){.idle_since = ++l->tick};
         *socket_context = c;
         return;
     }
@@ -255,7 +247,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         struct kte_conn_state *st = rq->conn ? &l->states[rq->conn->slot] : NULL;
         if (st) {
             st->busy = false;
-            st->idle_since_ms = now_ms();
+            st->idle_since = ++l->tick;
         }
         /* Ended before it was answered (timeout, client gone, stopped):
          * count it unless eviction already counted its connection. */

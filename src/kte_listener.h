@@ -55,12 +55,14 @@ int kte_listener_port(const struct kte_listener *l);
 void kte_listener_stop(struct kte_listener *l);
 
 /* The eviction policy, pure so it is tested without sockets. One entry per
- * open connection. */
+ * open connection. Idleness is ordered by a tick the listener counts up at
+ * every open and every request end, not by a clock: only the order matters,
+ * and a tick never ties. */
 struct kte_conn_state {
-    bool trusted;           /* has sent a POST to the secret path */
-    bool busy;              /* a request is in progress */
-    bool evicting;          /* already chosen; closing */
-    uint64_t idle_since_ms; /* opened, or last request ended */
+    bool trusted;        /* has sent a POST to the secret path */
+    bool busy;           /* a request is in progress */
+    bool evicting;       /* already chosen; closing */
+    uint64_t idle_since; /* tick when opened or its last request ended */
 };
 /* Index of the connection to evict to make room for a new one, or -1 when
  * every connection is a Telemetry API request in progress (refuse the new
