@@ -7,7 +7,7 @@ BUILD  ?= build
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST  = $(PYTHON) -m pytest -q -p no:cacheprovider
 
-.PHONY: all build test test-unit test-asan test-sim test-integration test-faults test-infra test-layer demo \
+.PHONY: all build test test-unit test-asan test-sim test-integration test-faults test-hostile test-infra test-layer demo \
         layer synth bench format format-check clean deps
 
 all: build
@@ -23,7 +23,7 @@ deps:
 
 # Every test: C unit tests (plain and under ASan+UBSan), the sandbox's own
 # tests, then the end-to-end integration tests of the real binary.
-test: deps build test-unit test-asan test-sim test-integration test-faults test-infra test-layer
+test: deps build test-unit test-asan test-sim test-integration test-faults test-hostile test-infra test-layer
 
 test-unit: build
 	ctest --test-dir $(BUILD) --output-on-failure
@@ -42,6 +42,11 @@ test-integration: build
 
 test-faults: build
 	$(PYTEST) tests/faults
+
+# Hostile clients against the real binary (floods, slow and malformed
+# requests, forged posts, a second bind): see tests/hostile.
+test-hostile: build
+	$(PYTEST) tests/hostile
 
 demo: deps build
 	bash scripts/demo.sh

@@ -56,6 +56,11 @@ int kte_metrics_emf(const struct kte_metrics *m, const char *function_name, int6
     ADD("PostsOversized", "Count", atomic_load(&m->posts_oversized));
     ADD("PostsAfterClose", "Count", atomic_load(&m->posts_after_close));
     ADD("DropReportsDelivered", "Count", atomic_load(&m->drop_reports));
+    ADD("ConnectionsAccepted", "Count", atomic_load(&m->connections_accepted));
+    ADD("ConnectionsEvicted", "Count", atomic_load(&m->connections_evicted));
+    ADD("ConnectionsRefused", "Count", atomic_load(&m->connections_refused));
+    ADD("ConnectionsWithoutRequest", "Count", atomic_load(&m->connections_without_request));
+    ADD("RequestsIncomplete", "Count", atomic_load(&m->requests_incomplete));
     ADD("PeakRssBytes", "Bytes", peak_rss_bytes);
 #undef ADD
     if (kte_buf_printf(out,

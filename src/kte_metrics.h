@@ -35,6 +35,12 @@ struct kte_metrics {
     atomic_uint_fast64_t posts_oversized;   /* bodies over KTE_MAX_BODY_BYTES */
     atomic_uint_fast64_t posts_after_close; /* refused with 503 once intake closed at exit */
     atomic_uint_fast64_t drop_reports;      /* kte.dropped records delivered */
+    /* Listener connections (docs/security.md): */
+    atomic_uint_fast64_t connections_accepted;        /* opened by the listener */
+    atomic_uint_fast64_t connections_evicted;         /* closed to make room for a new one */
+    atomic_uint_fast64_t connections_refused;         /* every slot held a Telemetry API request */
+    atomic_uint_fast64_t connections_without_request; /* closed before one complete request */
+    atomic_uint_fast64_t requests_incomplete;         /* ended unanswered: timed out, client gone */
 };
 
 /* Drops not yet reported in the stream (see kte.dropped in docs/records.md). */

@@ -29,6 +29,11 @@ static void set_counters(struct kte_metrics *m)
     atomic_store(&m->posts_oversized, 6);
     atomic_store(&m->posts_after_close, 8);
     atomic_store(&m->drop_reports, 9);
+    atomic_store(&m->connections_accepted, 1100);
+    atomic_store(&m->connections_evicted, 1036);
+    atomic_store(&m->connections_refused, 11);
+    atomic_store(&m->connections_without_request, 12);
+    atomic_store(&m->requests_incomplete, 13);
 }
 
 static const struct want expected[] = {
@@ -52,6 +57,11 @@ static const struct want expected[] = {
     {"PostsOversized", "Count", 6},
     {"PostsAfterClose", "Count", 8},
     {"DropReportsDelivered", "Count", 9},
+    {"ConnectionsAccepted", "Count", 1100},
+    {"ConnectionsEvicted", "Count", 1036},
+    {"ConnectionsRefused", "Count", 11},
+    {"ConnectionsWithoutRequest", "Count", 12},
+    {"RequestsIncomplete", "Count", 13},
     {"PeakRssBytes", "Bytes", 50331648},
 };
 #define N_EXPECTED (sizeof expected / sizeof expected[0])
