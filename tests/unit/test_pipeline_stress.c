@@ -7,6 +7,7 @@
  * backoff) run alongside random partition keys. */
 #include "kte_config.h"
 #include "kte_pipeline.h"
+#include "kte_test_util.h"
 
 #include <curl/curl.h>
 #include <microhttpd.h>
@@ -108,18 +109,6 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
     free(*con_cls);
 }
 
-struct env_kv {
-    const char *k, *v;
-};
-
-static const char *table_env(const char *name, void *ctx)
-{
-    for (const struct env_kv *e = ctx; e->k; e++)
-        if (!strcmp(e->k, name))
-            return e->v;
-    return NULL;
-}
-
 struct world {
     struct server srv;
     struct kte_config cfg;
@@ -191,17 +180,21 @@ static void stress(const char *partition_key)
     char endpoint[64];
     snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d",
              MHD_get_daemon_info(w->srv.d, MHD_DAEMON_INFO_BIND_PORT)->port);
-    struct env_kv env[] = {{"KTE_STREAM_NAME", "s"},
-                           {"KTE_ENDPOINT", endpoint},
-                           {"AWS_REGION", "us-east-1"},
-                           {"AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"},
-                           {"AWS_SECRET_ACCESS_KEY", "secret"},
-                           {"AWS_LAMBDA_FUNCTION_NAME", "fn"},
-                           {"KTE_PARTITION_KEY", partition_key},
-                           {"KTE_FLUSH", "continuous,5"},
-                           {NULL, NULL}};
+    static const char *const vars[][2] = {
+        {"KTE_STREAM_NAME", "s"},
+        {"AWS_REGION", "us-east-1"},
+        {"AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"},
+        {"AWS_SECRET_ACCESS_KEY", "secret"},
+        {"AWS_LAMBDA_FUNCTION_NAME", "fn"},
+        {"KTE_FLUSH", "continuous,5"},
+    };
+    struct kt_env env = {0};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        kt_env_set(&env, vars[i][0], vars[i][1]);
+    kt_env_set(&env, "KTE_ENDPOINT", endpoint);
+    kt_env_set(&env, "KTE_PARTITION_KEY", partition_key);
     char et[64], msg[256], err[256];
-    int rc = kte_config_load(&w->cfg, table_env, env, et, sizeof et, msg, sizeof msg);
+    int rc = kte_config_load(&w->cfg, kt_env_get, &env, et, sizeof et, msg, sizeof msg);
     if (rc)
         print_error("%s: %s\n", et, msg);
     assert_int_equal(rc, 0);
