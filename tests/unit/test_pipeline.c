@@ -681,6 +681,20 @@ static void test_hostile_body_memory_is_bounded(void **state)
 #endif
 }
 
+/* One body of 10,000 events (about 2.5 MB of records) against a 1 MiB cap
+ * while Kinesis is down: the cap holds after every record, so the buffer
+ * never held more than the cap plus the one record being added. */
+static void test_cap_holds_within_one_body(void **state)
+{
+    struct fixture *fx = *state;
+    fake_set(fx, &fx->fake.outage, 1);
+    ingest_fx(fx, 10000);
+    struct kte_pipeline_stats st = stats(fx);
+    print_message("buffer peak %zu bytes, cap 1048576\n", st.mem_peak);
+    assert_true(st.mem_peak <= 1048576 + 512);
+    assert_true(atomic_load(&M(fx)->dropped[KTE_DROP_OVERFLOW]) > 0);
+}
+
 #if !KT_SANITIZED
 /* Fails the sender's allocation of its result array (500 of them). */
 extern void *__libc_calloc(size_t n, size_t size);
@@ -747,6 +761,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_too_large_is_counted_as_such, setup_tiny_records,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_hostile_body_memory_is_bounded, setup_small_buffer,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_cap_holds_within_one_body, setup_small_buffer,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sender_allocation_failure_does_not_hang_stop, setup,
                                         teardown),
