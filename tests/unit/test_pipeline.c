@@ -5,9 +5,7 @@
 #include "kte_config.h"
 #include "kte_pipeline.h"
 
-#include <mbedtls/base64.h>
 #include <curl/curl.h>
-#include <microhttpd.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,9 +17,10 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-#include <yajl/yajl_tree.h>
 
 #include <cmocka.h>
+
+#include "kte_fake_kinesis.h"
 
 /* Sanitizers keep freed memory in quarantine and own malloc: the memory
  * figure and the allocation fault below only mean something without them. */
@@ -30,144 +29,6 @@
 #else
 #define KT_SANITIZED 0
 #endif
-
-#define MAX_REQ 64
-
-/* One scripted answer: status and body; "%PARTIAL:k" marks a 200 whose k-th
- * record (0-based) fails with ProvisionedThroughputExceededException. */
-struct answer {
-    unsigned status;
-    const char *body;
-    int fail_index;
-};
-
-struct fake {
-    struct MHD_Daemon *d;
-    int port;
-    pthread_mutex_t mu;
-    struct answer script[MAX_REQ];
-    int nscript;
-    int nreq;
-    int req_records[MAX_REQ];
-    uint64_t req_seqs[MAX_REQ][500];
-    char target[128];
-    int outage;        /* answer 503 to everything while set */
-    int delay_ms;      /* answer this late */
-    char report[1024]; /* the last kte.dropped record seen */
-    uint64_t min_seq[MAX_REQ];
-};
-
-struct conn {
-    char *buf;
-    size_t len;
-};
-
-static uint64_t seq_of(const unsigned char *data, size_t len)
-{
-    char tmp[4096];
-    size_t n = len < sizeof tmp - 1 ? len : sizeof tmp - 1;
-    memcpy(tmp, data, n);
-    tmp[n] = '\0';
-    const char *p = strstr(tmp, "\"seq\":");
-    return p ? strtoull(p + 6, NULL, 10) : 0;
-}
-
-static void record_request(struct fake *f, const char *body, int idx)
-{
-    yajl_val root = yajl_tree_parse(body, NULL, 0);
-    const char *path[] = {"Records", NULL};
-    yajl_val recs = root ? yajl_tree_get(root, path, yajl_t_array) : NULL;
-    int n = recs ? (int)YAJL_GET_ARRAY(recs)->len : -1;
-    f->req_records[idx] = n;
-    for (int i = 0; i < n && i < 500; i++) {
-        const char *dp[] = {"Data", NULL};
-        yajl_val d = yajl_tree_get(YAJL_GET_ARRAY(recs)->values[i], dp, yajl_t_string);
-        const char *b64 = YAJL_GET_STRING(d);
-        size_t olen = 0;
-        unsigned char *out = malloc(strlen(b64) + 1);
-        mbedtls_base64_decode(out, strlen(b64), &olen, (const unsigned char *)b64, strlen(b64));
-        f->req_seqs[idx][i] = seq_of(out, olen);
-        out[olen] = '\0';
-        if (olen < sizeof f->report && strstr((const char *)out, "kte.dropped")) {
-            memcpy(f->report, out, olen);
-            f->report[olen] = '\0';
-        }
-        free(out);
-    }
-    yajl_tree_free(root);
-}
-
-static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
-                               const char *method, const char *version, const char *data,
-                               size_t *size, void **con_cls)
-{
-    (void)url;
-    (void)method;
-    (void)version;
-    struct fake *f = cls;
-    struct conn *cn = *con_cls;
-    if (!cn) {
-        *con_cls = calloc(1, sizeof *cn);
-        return MHD_YES;
-    }
-    if (*size) {
-        cn->buf = realloc(cn->buf, cn->len + *size + 1);
-        memcpy(cn->buf + cn->len, data, *size);
-        cn->len += *size;
-        cn->buf[cn->len] = '\0';
-        *size = 0;
-        return MHD_YES;
-    }
-    pthread_mutex_lock(&f->mu);
-    int idx = f->nreq++;
-    const char *t = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Amz-Target");
-    snprintf(f->target, sizeof f->target, "%s", t ? t : "");
-    record_request(f, cn->buf ? cn->buf : "", idx);
-    struct answer a = f->outage          ? (struct answer){503, "", -1}
-                      : idx < f->nscript ? f->script[idx]
-                                         : (struct answer){200, NULL, -1};
-    int n = f->req_records[idx];
-    int delay = f->delay_ms;
-    pthread_mutex_unlock(&f->mu);
-    if (delay)
-        usleep((useconds_t)delay * 1000);
-
-    char body[65536];
-    if (a.body) {
-        snprintf(body, sizeof body, "%s", a.body);
-    } else {
-        /* A PutRecords answer for n records, failing a.fail_index. */
-        size_t o = (size_t)snprintf(body, sizeof body, "{\"FailedRecordCount\":%d,\"Records\":[",
-                                    a.fail_index >= 0 ? 1 : 0);
-        for (int i = 0; i < n; i++)
-            o += (size_t)snprintf(
-                body + o, sizeof body - o, "%s%s", i ? "," : "",
-                i == a.fail_index
-                    ? "{\"ErrorCode\":\"ProvisionedThroughputExceededException\","
-                      "\"ErrorMessage\":\"Rate exceeded\"}"
-                    : "{\"SequenceNumber\":\"1\",\"ShardId\":\"shardId-000000000000\"}");
-        snprintf(body + o, sizeof body - o, "]}");
-    }
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_COPY);
-    MHD_add_response_header(r, "Content-Type", "application/x-amz-json-1.1");
-    enum MHD_Result rc = MHD_queue_response(c, a.status, r);
-    MHD_destroy_response(r);
-    return rc;
-}
-
-static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                      enum MHD_RequestTerminationCode toe)
-{
-    (void)cls;
-    (void)c;
-    (void)toe;
-    struct conn *cn = *con_cls;
-    if (cn) {
-        free(cn->buf);
-        free(cn);
-    }
-}
 
 struct env_kv {
     const char *k, *v;
@@ -225,12 +86,7 @@ static int setup_with3(void **state, const char *k1, const char *v1, const char 
                        const char *k3, const char *v3)
 {
     struct fixture *fx = calloc(1, sizeof *fx);
-    pthread_mutex_init(&fx->fake.mu, NULL);
-    fx->fake.d =
-        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL, handler,
-                         &fx->fake, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
-    assert_non_null(fx->fake.d);
-    fx->fake.port = MHD_get_daemon_info(fx->fake.d, MHD_DAEMON_INFO_BIND_PORT)->port;
+    fake_start(&fx->fake);
     char endpoint[64];
     snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", fx->fake.port);
     struct env_kv env[] = {{k1 ? k1 : "-", v1},
@@ -277,8 +133,7 @@ static int teardown(void **state)
 {
     struct fixture *fx = *state;
     kte_pipeline_free(P(fx));
-    MHD_stop_daemon(fx->fake.d);
-    pthread_mutex_destroy(&fx->fake.mu);
+    fake_stop(&fx->fake);
     free(fx);
     return 0;
 }

@@ -2,15 +2,15 @@
  * ingests, the lifecycle thread sets the request and flushes, the signal
  * thread flushes too, intake closes while bodies still arrive, and the
  * pipeline stops. Meant for ThreadSanitizer (make test-tsan), which reports
- * any unlocked sharing; the plain and ASan builds check the accounting. Kinesis is a small
- * in-process HTTP server that fails every second call, so that retries (and their random backoff)
- * run alongside random partition keys. */
+ * any unlocked sharing; the plain and ASan builds check the accounting.
+ * Kinesis is the fake of kte_fake_kinesis.h, failing every second call so
+ * that retries (and their random backoff) run alongside random partition
+ * keys. */
 #include "kte_config.h"
 #include "kte_pipeline.h"
 #include "kte_test_util.h"
 
 #include <curl/curl.h>
-#include <microhttpd.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,93 +24,14 @@
 
 #include <cmocka.h>
 
+#include "kte_fake_kinesis.h"
+
 #define BODIES       40
 #define PER_BODY     250
 #define SET_REQUESTS 300
 
-struct server {
-    struct MHD_Daemon *d;
-    atomic_int calls;
-};
-
-struct conn {
-    size_t records; /* counted from the body's "PartitionKey" fields */
-    char tail[16];
-};
-
-static size_t count_keys(struct conn *c, const char *data, size_t n)
-{
-    /* "PartitionKey" may span two uploads: keep the last bytes around. */
-    static const char key[] = "\"PartitionKey\"";
-    size_t klen = sizeof key - 1, found = 0;
-    char buf[64 + 4096];
-    size_t t = strlen(c->tail);
-    for (size_t off = 0; off < n;) {
-        size_t chunk = n - off < 4096 ? n - off : 4096;
-        memcpy(buf, c->tail, t);
-        memcpy(buf + t, data + off, chunk);
-        size_t len = t + chunk;
-        for (size_t i = 0; i + klen <= len; i++)
-            if (!memcmp(buf + i, key, klen))
-                found++;
-        t = len < klen - 1 ? len : klen - 1;
-        memcpy(c->tail, buf + len - t, t);
-        c->tail[t] = '\0';
-        off += chunk;
-    }
-    return found;
-}
-
-static enum MHD_Result handler(void *cls, struct MHD_Connection *mc, const char *url,
-                               const char *method, const char *version, const char *data,
-                               size_t *size, void **con_cls)
-{
-    (void)url;
-    (void)method;
-    (void)version;
-    struct server *s = cls;
-    struct conn *c = *con_cls;
-    if (!c) {
-        *con_cls = calloc(1, sizeof *c);
-        return MHD_YES;
-    }
-    if (*size) {
-        c->records += count_keys(c, data, *size);
-        *size = 0;
-        return MHD_YES;
-    }
-    int call = atomic_fetch_add(&s->calls, 1);
-    char body[64 + 500 * 64];
-    unsigned status = 200;
-    if (call % 2 == 1) {
-        status = 503;
-        snprintf(body, sizeof body, "{\"__type\":\"ServiceUnavailable\"}");
-    } else {
-        size_t o = (size_t)snprintf(body, sizeof body, "{\"FailedRecordCount\":0,\"Records\":[");
-        for (size_t i = 0; i < c->records; i++)
-            o += (size_t)snprintf(body + o, sizeof body - o,
-                                  "%s{\"SequenceNumber\":\"1\",\"ShardId\":\"shardId-0\"}",
-                                  i ? "," : "");
-        snprintf(body + o, sizeof body - o, "]}");
-    }
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_COPY);
-    enum MHD_Result rc = MHD_queue_response(mc, status, r);
-    MHD_destroy_response(r);
-    return rc;
-}
-
-static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                      enum MHD_RequestTerminationCode toe)
-{
-    (void)cls;
-    (void)c;
-    (void)toe;
-    free(*con_cls);
-}
-
 struct world {
-    struct server srv;
+    struct fake srv;
     struct kte_config cfg;
     struct kte_pipeline *p;
     atomic_bool ingest_done;
@@ -177,13 +98,10 @@ static void stress(const char *partition_key)
 {
     struct world *w = calloc(1, sizeof *w);
     assert_non_null(w);
-    w->srv.d =
-        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL, handler,
-                         &w->srv, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
-    assert_non_null(w->srv.d);
+    w->srv.fail_every = 2; /* before its thread starts: no lock needed */
+    fake_start(&w->srv);
     char endpoint[64];
-    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d",
-             MHD_get_daemon_info(w->srv.d, MHD_DAEMON_INFO_BIND_PORT)->port);
+    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", w->srv.port);
     static const char *const vars[][2] = {
         {"KTE_STREAM_NAME", "s"},
         {"AWS_REGION", "us-east-1"},
@@ -229,7 +147,7 @@ static void stress(const char *partition_key)
                      accepted * PER_BODY);
     assert_int_equal(kte_metrics_dropped_total(m), 0);
     kte_pipeline_free(w->p);
-    MHD_stop_daemon(w->srv.d);
+    fake_stop(&w->srv);
     free(w);
 }
 
