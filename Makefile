@@ -7,7 +7,7 @@ BUILD  ?= build
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST  = $(PYTHON) -m pytest -q -p no:cacheprovider
 
-.PHONY: all build test test-unit test-asan test-sim test-integration test-faults test-hostile test-infra test-layer demo \
+.PHONY: all build test test-unit test-asan test-tsan test-sim test-integration test-faults test-hostile test-infra test-layer demo \
         layer synth bench format format-check clean deps
 
 all: build
@@ -23,7 +23,7 @@ deps:
 
 # Every test: C unit tests (plain and under ASan+UBSan), the sandbox's own
 # tests, then the end-to-end integration tests of the real binary.
-test: deps build test-unit test-asan test-sim test-integration test-faults test-hostile test-infra test-layer
+test: deps build test-unit test-asan test-tsan test-sim test-integration test-faults test-hostile test-infra test-layer
 
 test-unit: build
 	ctest --test-dir $(BUILD) --output-on-failure
@@ -33,6 +33,15 @@ test-asan:
 	@cmake --build $(BUILD)/asan -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  ctest --test-dir $(BUILD)/asan --output-on-failure
+
+# The unit tests (test_pipeline_stress among them: ingest, flush,
+# set_request and close on many threads) under ThreadSanitizer; any report
+# fails the run. gcc's libtsan (Debian's libtsan2).
+test-tsan:
+	@cmake -S . -B $(BUILD)/tsan -DCMAKE_BUILD_TYPE=Debug -DKTE_TSAN=ON >/dev/null
+	@cmake --build $(BUILD)/tsan -j $(JOBS)
+	TSAN_OPTIONS=halt_on_error=1:abort_on_error=1:second_deadlock_stack=1 \
+	  ctest --test-dir $(BUILD)/tsan --output-on-failure
 
 test-sim:
 	$(PYTEST) tests/sim

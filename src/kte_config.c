@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,47 @@ static int copy_str(struct ctx *c, const char *name, const char *v, char *dst, s
                     cap - 1);
     memcpy(dst, v, n + 1);
     return 0;
+}
+
+/* Whether s is well-formed UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF). */
+static bool utf8_valid(const unsigned char *s)
+{
+    while (*s) {
+        unsigned c = *s++;
+        int more;
+        unsigned cp, min;
+        if (c < 0x80)
+            continue;
+        if (c >= 0xC2 && c <= 0xDF)
+            more = 1, cp = c & 0x1F, min = 0x80;
+        else if (c >= 0xE0 && c <= 0xEF)
+            more = 2, cp = c & 0x0F, min = 0x800;
+        else if (c >= 0xF0 && c <= 0xF4)
+            more = 3, cp = c & 0x07, min = 0x10000;
+        else
+            return false;
+        for (; more; more--, s++) {
+            if ((*s & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (*s & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+    }
+    return true;
+}
+
+/* A value copied into every record's JSON envelope: JSON text is UTF-8, so
+ * anything else would make every record invalid. Refused at start rather
+ * than escaped: Lambda only sets these to ASCII, so a bad value is a
+ * misconfiguration to show, not data to carry. */
+static int copy_envelope_str(struct ctx *c, const char *name, const char *v, char *dst, size_t cap)
+{
+    if (!utf8_valid((const unsigned char *)v))
+        return fail(c, ERR_INVALID,
+                    "%s is not valid UTF-8; it goes into every record's JSON envelope", name);
+    return copy_str(c, name, v, dst, cap);
 }
 
 /* Integer variable in [lo, hi]; def when unset. */
@@ -399,7 +441,7 @@ static int load_destination(struct ctx *c, struct kte_config *cfg)
         return fail(c, ERR_MISSING,
                     "AWS_REGION is not set (Lambda always sets it; outside "
                     "Lambda set AWS_REGION, e.g. us-east-1)");
-    if (copy_str(c, "AWS_REGION", region, cfg->region, sizeof cfg->region))
+    if (copy_envelope_str(c, "AWS_REGION", region, cfg->region, sizeof cfg->region))
         return -1;
 
     const char *ep = get(c, "KTE_ENDPOINT");
@@ -464,10 +506,10 @@ int kte_config_load(struct kte_config *cfg, kte_getenv_fn getenv_fn, void *env, 
 
     const char *fn = get(&c, "AWS_LAMBDA_FUNCTION_NAME");
     const char *fv = get(&c, "AWS_LAMBDA_FUNCTION_VERSION");
-    if (copy_str(&c, "AWS_LAMBDA_FUNCTION_NAME", fn ? fn : "unknown", cfg->function_name,
-                 sizeof cfg->function_name) ||
-        copy_str(&c, "AWS_LAMBDA_FUNCTION_VERSION", fv ? fv : "$LATEST", cfg->function_version,
-                 sizeof cfg->function_version))
+    if (copy_envelope_str(&c, "AWS_LAMBDA_FUNCTION_NAME", fn ? fn : "unknown", cfg->function_name,
+                          sizeof cfg->function_name) ||
+        copy_envelope_str(&c, "AWS_LAMBDA_FUNCTION_VERSION", fv ? fv : "$LATEST",
+                          cfg->function_version, sizeof cfg->function_version))
         return -1;
 
     if (load_destination(&c, cfg) || load_tls(&c, cfg) || load_types(&c, cfg))
@@ -493,9 +535,17 @@ int kte_config_load(struct kte_config *cfg, kte_getenv_fn getenv_fn, void *env, 
     if (get_long(&c, "KTE_LISTENER_PORT", 4243, 1, 65535, "", &port))
         return -1;
     cfg->listener_port = (int)port;
-    if (get_long(&c, "KTE_MAX_BODY_BYTES", 6 * 1048576L, 1048576, 64 * 1048576L, "",
+    /* Lambda's POSTs carry at most about 2 x maxBytes (JSON framing on top
+     * of the buffered events); twice that again is the default, so that no
+     * genuine body is ever refused while a hostile one costs little. */
+    if (get_long(&c, "KTE_MAX_BODY_BYTES", 4 * cfg->buffer_max_bytes, 1048576, 64 * 1048576L, "",
                  &cfg->max_body_bytes))
         return -1;
+    if (cfg->max_body_bytes < 2 * cfg->buffer_max_bytes)
+        return fail(&c, ERR_INVALID,
+                    "KTE_MAX_BODY_BYTES=%ld is below what Lambda sends with "
+                    "KTE_BUFFER_MAX_BYTES=%ld (up to about twice that); use at least %ld",
+                    cfg->max_body_bytes, cfg->buffer_max_bytes, 2 * cfg->buffer_max_bytes);
 
     if (load_partition_key(&c, cfg) || load_flush(&c, cfg) || load_buffer(&c, cfg))
         return -1;

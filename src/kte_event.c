@@ -22,6 +22,7 @@ struct state {
     bool in_record;
     struct kte_event_view cur;
     bool oom;
+    bool too_many;
 };
 
 static size_t now(struct state *s)
@@ -42,8 +43,14 @@ static size_t token_start(struct state *s)
 static int push(struct state *s, size_t start, size_t end)
 {
     struct kte_event_list *l = s->out;
+    if (l->n == KTE_EVENT_MAX_PER_BODY) {
+        s->too_many = true;
+        return 0;
+    }
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
+        if (cap > KTE_EVENT_MAX_PER_BODY)
+            cap = KTE_EVENT_MAX_PER_BODY;
         struct kte_event_view *v = realloc(l->v, cap * sizeof *v);
         if (!v) {
             s->oom = true;
@@ -255,6 +262,11 @@ int kte_event_parse(const char *body, size_t len, struct kte_event_list *out, ch
     int rc = 0;
     if (s.oom) {
         snprintf(err, errlen, "out of memory");
+        rc = -1;
+    } else if (s.too_many) {
+        snprintf(err, errlen,
+                 "more than %d events in one body (the Telemetry API sends at most %d per POST)",
+                 KTE_EVENT_MAX_PER_BODY, KTE_EVENT_MAX_PER_BODY);
         rc = -1;
     } else if (st != yajl_status_ok) {
         unsigned char *msg = yajl_get_error(s.h, 0, (const unsigned char *)body, len);

@@ -8,6 +8,11 @@
 
 #define KTE_EVENT_TYPE_MAX 64
 #define KTE_EVENT_RID_MAX  64
+/* Lambda hands over at most 10,000 events per POST (the subscription's
+ * maxItems is at most 10,000). A body with more is not from the Telemetry
+ * API; refusing it keeps the memory a body costs (views and records) bounded
+ * whatever its elements are, even [0,0,...]. */
+#define KTE_EVENT_MAX_PER_BODY 10000
 
 struct kte_event_view {
     const char *raw; /* points into the parsed body; not NUL-terminated */
@@ -28,9 +33,11 @@ void kte_event_list_init(struct kte_event_list *l);
 void kte_event_list_free(struct kte_event_list *l);
 
 /* Parses body; on success fills out (reset first) and returns 0. A body that
- * is not valid JSON, or neither an array nor a single object, returns -1 with
- * a message in err and leaves out empty: all or nothing, so a malformed body
- * never yields a partial batch. */
+ * is not valid JSON, neither an array nor a single object, or an array of
+ * more than KTE_EVENT_MAX_PER_BODY elements, returns -1 with a message in err
+ * and leaves out empty: all or nothing, so a malformed body never yields a
+ * partial batch. Every element counts as an event, objects or not: a scalar
+ * is passed through rather than lost. */
 int kte_event_parse(const char *body, size_t len, struct kte_event_list *out, char *err,
                     size_t errlen);
 

@@ -1,6 +1,7 @@
 /* When to flush and for how long: pure functions of the configuration and
  * the clock, so the policy is tested without a Lambda around it. All times
- * are epoch milliseconds. */
+ * are monotonic milliseconds (kte_clock); main converts Lambda's epoch
+ * deadlines before calling these. */
 #ifndef KTE_FLUSH_H
 #define KTE_FLUSH_H
 

@@ -1,78 +1,156 @@
 #include "kte_pipeline.h"
 
 #include "kte_event.h"
+#include "kte_kinesis.h"
 #include "kte_listener.h"
 #include "kte_log.h"
+#include "kte_queue.h"
+#include "kte_record.h"
+#include "kte_send.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 
-#define BACKOFF_BASE_MS 25
-#define BACKOFF_CAP_MS  2000
-#define MIN_ATTEMPT_MS  20 /* less time than this left: do not start a request */
+#define RID_RING 32
 
-int64_t kte_now_ms(void)
+struct rid_ring {
+    char rid[RID_RING][KTE_EVENT_RID_MAX];
+    unsigned pos;
+};
+
+/* Who may touch what. Four groups, each with one owner. */
+struct kte_pipeline {
+    /* 1. Fixed at kte_pipeline_new, read by every thread without a lock. */
+    const struct kte_config *cfg;
+    char env_id[KTE_ENV_ID_LEN + 1];
+    struct kte_record_builder rb;
+    struct kte_metrics metrics; /* atomics */
+
+    /* 2. Intake: the thread in kte_pipeline_ingest, which holds intake_mu
+     *    for the whole body (bodies are buffered one at a time, in order). */
+    pthread_mutex_t intake_mu;
+    uint64_t intake_rng; /* random partition keys */
+
+    /* 3. The sender thread alone (no lock): its client, its batch, its
+     *    randomness, preallocated so that the thread never allocates. */
+    struct kte_kinesis kinesis;
+    uint64_t send_rng; /* backoff jitter */
+    struct kte_rec *batch[KTE_BATCH_MAX_RECORDS];
+    struct kte_rec_result results[KTE_BATCH_MAX_RECORDS];
+    char last_error[128]; /* to log each kind of failure once, not per batch */
+
+    /* 4. Guarded by mu; `changed` is broadcast on every change. */
+    pthread_mutex_t mu;
+    pthread_cond_t changed; /* on CLOCK_MONOTONIC */
+    struct kte_queue queue;
+    size_t mem;      /* memory of queued and in-flight records (the buffer cap) */
+    size_t mem_peak; /* highest mem so far */
+    uint64_t next_seq;
+    size_t inflight;               /* records the sender holds */
+    uint64_t inflight_min_seq;     /* lowest seq in flight; 0 when a kte.dropped record is */
+    size_t inflight_reports;       /* kte.dropped records among them */
+    struct kte_flush_req *flushes; /* one per thread in kte_pipeline_flush */
+    int64_t last_flush_ms;
+    int64_t next_attempt_ms; /* backoff: no PutRecords before this */
+    int64_t backoff_ms;
+    bool stopping;
+    bool closed; /* intake ended: bodies are refused, not accepted */
+    char current_rid[KTE_EVENT_RID_MAX];
+    struct rid_ring runtime_done;
+    struct rid_ring reports;
+    struct kte_drop_stats unreported; /* drops no kte.dropped record mentions yet */
+    struct kte_drop_stats reporting;  /* drops the queued kte.dropped record carries */
+    bool report_queued;
+    bool overflow_logged;
+    bool sender_started;
+    bool sender_done; /* the sender thread has left its loop */
+    bool abandoned;   /* stop() stopped waiting for the sender's last request */
+    pthread_t sender;
+};
+
+static int init_sync(struct kte_pipeline *p)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0)
+        return -1;
+    int rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(&p->changed, &ca);
+    pthread_condattr_destroy(&ca);
+    if (rc != 0)
+        return -1;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->intake_mu, NULL);
+    return 0;
 }
 
-static void abs_deadline(int64_t ms, struct timespec *ts)
+struct kte_pipeline *kte_pipeline_new(const struct kte_config *cfg, char *err, size_t errlen)
 {
-    ts->tv_sec = ms / 1000;
-    ts->tv_nsec = (ms % 1000) * 1000000;
-}
-
-static uint64_t next_random(struct kte_pipeline *p)
-{
-    uint64_t x = p->rng;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    p->rng = x;
-    return x;
-}
-
-int kte_pipeline_init(struct kte_pipeline *p, const struct kte_config *cfg, char *err,
-                      size_t errlen)
-{
-    memset(p, 0, sizeof *p);
+    struct kte_pipeline *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
     p->cfg = cfg;
     kte_metrics_init(&p->metrics);
+    kte_queue_init(&p->queue);
     p->next_seq = 1;
     p->last_flush_ms = kte_now_ms();
+    uint64_t seeds[2];
     if (kte_random_hex_id(p->env_id) != 0 ||
-        getrandom(&p->rng, sizeof p->rng, 0) != (ssize_t)sizeof p->rng) {
+        getrandom(seeds, sizeof seeds, 0) != (ssize_t)sizeof seeds) {
         snprintf(err, errlen, "cannot read random bytes for the environment id");
-        return -1;
+        free(p);
+        return NULL;
     }
-    p->rng |= 1; /* xorshift must not start at zero */
+    p->intake_rng = seeds[0] | 1; /* xorshift must not start at zero */
+    p->send_rng = seeds[1] | 1;
     if (kte_record_builder_init(&p->rb, p->env_id, cfg->function_name, cfg->function_version,
                                 cfg->region) != 0) {
         snprintf(err, errlen, "out of memory");
-        return -1;
+        free(p);
+        return NULL;
     }
     if (kte_kinesis_init(&p->kinesis, cfg) != 0) {
         kte_record_builder_free(&p->rb);
         snprintf(err, errlen, "cannot initialise the HTTP client (libcurl)");
-        return -1;
+        free(p);
+        return NULL;
     }
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->changed, NULL);
-    return 0;
+    if (init_sync(p) != 0) {
+        kte_kinesis_free(&p->kinesis);
+        kte_record_builder_free(&p->rb);
+        snprintf(err, errlen, "cannot initialise the pipeline's condition variable");
+        free(p);
+        return NULL;
+    }
+    return p;
 }
 
-static size_t rec_mem(const struct kte_rec *r)
+struct kte_metrics *kte_pipeline_metrics(struct kte_pipeline *p)
 {
-    return sizeof *r + r->data_len + r->pk_len + 1;
+    return &p->metrics;
 }
 
-/* Accounts one event that will not be delivered. Lock held. */
+const char *kte_pipeline_env_id(const struct kte_pipeline *p)
+{
+    return p->env_id;
+}
+
+/* ---- with mu held ----------------------------------------------------- */
+
+static void mem_add(struct kte_pipeline *p, size_t n)
+{
+    p->mem += n;
+    if (p->mem > p->mem_peak)
+        p->mem_peak = p->mem;
+}
+
+/* Accounts one event that will not be delivered. */
 static void note_drop(struct kte_pipeline *p, enum kte_drop_reason why, uint64_t seq)
 {
     atomic_fetch_add(&p->metrics.dropped[why], 1);
@@ -91,58 +169,135 @@ static void discard(struct kte_pipeline *p, struct kte_rec *r, enum kte_drop_rea
     } else {
         note_drop(p, why, r->seq);
     }
-    p->mem -= rec_mem(r);
+    p->mem -= kte_rec_mem(r);
     free(r);
 }
 
-/* Enforces KTE_MAX_BUFFER_BYTES by dropping the oldest queued records.
- * Records in flight cannot be dropped; they are bounded by one batch. */
-static void enforce_cap_oldest(struct kte_pipeline *p)
+/* Buffers one new record under KTE_MAX_BUFFER_BYTES: the cap holds after
+ * every record, so a body never costs more than the cap plus one record.
+ * Records in flight cannot be dropped; they are bounded by one batch.
+ * Returns whether something was dropped. */
+static bool buffer_record(struct kte_pipeline *p, struct kte_rec *r)
 {
     size_t cap = (size_t)p->cfg->max_buffer_bytes;
-    while (p->mem > cap && p->head) {
-        struct kte_rec *r = p->head;
-        p->head = r->next;
-        if (!p->head)
-            p->tail = NULL;
-        p->count--;
-        p->bytes -= (size_t)r->data_len + r->pk_len;
+    mem_add(p, kte_rec_mem(r));
+    if (p->cfg->overflow == KTE_OVERFLOW_DROP_NEWEST && p->mem > cap) {
         discard(p, r, KTE_DROP_OVERFLOW);
+        return true;
     }
+    kte_queue_push(&p->queue, r);
+    bool dropped = false;
+    while (p->mem > cap && p->queue.head) {
+        discard(p, kte_queue_pop(&p->queue), KTE_DROP_OVERFLOW);
+        dropped = true;
+    }
+    return dropped;
 }
 
-static void ring_add(struct kte_rid_ring *r, const char *rid)
+static void log_overflow(struct kte_pipeline *p)
 {
-    snprintf(r->rid[r->pos % KTE_RID_RING], sizeof r->rid[0], "%s", rid);
+    if (p->overflow_logged)
+        return;
+    /* Once per episode; the kte.dropped record and the metrics carry the counts. */
+    KTE_WARN("buffer full (KTE_MAX_BUFFER_BYTES=%ld): dropping %s events until delivery "
+             "catches up",
+             p->cfg->max_buffer_bytes,
+             p->cfg->overflow == KTE_OVERFLOW_DROP_OLDEST ? "the oldest" : "new");
+    p->overflow_logged = true;
+}
+
+static void ring_add(struct rid_ring *r, const char *rid)
+{
+    snprintf(r->rid[r->pos % RID_RING], sizeof r->rid[0], "%s", rid);
     r->pos++;
 }
 
-static bool ring_has(const struct kte_rid_ring *r, const char *rid)
+static bool ring_has(const struct rid_ring *r, const char *rid)
 {
-    for (unsigned i = 0; i < KTE_RID_RING; i++)
+    for (unsigned i = 0; i < RID_RING; i++)
         if (r->rid[i][0] && !strcmp(r->rid[i], rid))
             return true;
     return false;
 }
 
-/* The partition key for one event, per KTE_PARTITION_KEY. */
-static const char *partition_key(struct kte_pipeline *p, const struct kte_event_view *ev, char *tmp,
-                                 size_t tmp_len)
+/* Waits on the condition until the deadline; returns false once it passed. */
+static bool wait_until(struct kte_pipeline *p, int64_t deadline_ms)
+{
+    if (deadline_ms <= 0) {
+        pthread_cond_wait(&p->changed, &p->mu);
+        return true;
+    }
+    if (kte_now_ms() >= deadline_ms)
+        return false;
+    struct timespec ts = kte_mono_timespec(deadline_ms);
+    return pthread_cond_timedwait(&p->changed, &p->mu, &ts) != ETIMEDOUT ||
+           kte_now_ms() < deadline_ms;
+}
+
+/* ---- intake (listener thread) ----------------------------------------- */
+
+/* The partition key for one event, per KTE_PARTITION_KEY. Intake lock held;
+ * rid is the request current when the body arrived. */
+static const char *partition_key(struct kte_pipeline *p, const struct kte_event_view *ev,
+                                 const char *rid, char *tmp, size_t tmp_len)
 {
     switch (p->cfg->partition_key) {
     case KTE_PK_REQUEST:
         if (ev->request_id[0])
             return ev->request_id;
-        return p->current_rid[0] ? p->current_rid : p->env_id;
+        return rid[0] ? rid : p->env_id;
     case KTE_PK_FUNCTION:
         return p->cfg->function_name;
     case KTE_PK_RANDOM:
-        snprintf(tmp, tmp_len, "%016llx", (unsigned long long)next_random(p));
+        snprintf(tmp, tmp_len, "%016llx", (unsigned long long)kte_send_random(&p->intake_rng));
         return tmp;
     case KTE_PK_ENVIRONMENT:
     default:
         return p->env_id;
     }
+}
+
+/* Builds and buffers the records of one parsed body, one at a time: the
+ * memory a body costs is its records under the cap, never all of them. */
+static void buffer_events(struct kte_pipeline *p, const struct kte_event_list *evs, uint64_t seq,
+                          const char *rid)
+{
+    bool overflowed = false;
+    for (size_t i = 0; i < evs->n; i++, seq++) {
+        const struct kte_event_view *ev = &evs->v[i];
+        atomic_fetch_add(&p->metrics.received, 1);
+        atomic_fetch_add(&p->metrics.bytes_received, ev->raw_len);
+        char tmp[32];
+        const char *pk = partition_key(p, ev, rid, tmp, sizeof tmp);
+        enum kte_build_error why;
+        struct kte_rec *r = kte_record_build(&p->rb, seq, ev->raw, ev->raw_len, pk,
+                                             (size_t)p->cfg->max_record_bytes - strlen(pk), &why);
+        if (r && r->truncated)
+            atomic_fetch_add(&p->metrics.truncated, 1);
+        pthread_mutex_lock(&p->mu);
+        if (!r)
+            note_drop(p, why == KTE_BUILD_TOO_LARGE ? KTE_DROP_TOO_LARGE : KTE_DROP_NOMEM, seq);
+        else if (buffer_record(p, r))
+            overflowed = true;
+        /* Wake the sender when a batch is full, not for every record. */
+        if (p->queue.count == KTE_BATCH_MAX_RECORDS)
+            pthread_cond_broadcast(&p->changed);
+        pthread_mutex_unlock(&p->mu);
+    }
+    pthread_mutex_lock(&p->mu);
+    if (overflowed)
+        log_overflow(p);
+    for (size_t i = 0; i < evs->n; i++) {
+        const struct kte_event_view *ev = &evs->v[i];
+        if (!ev->request_id[0])
+            continue;
+        if (!strcmp(ev->type, "platform.runtimeDone"))
+            ring_add(&p->runtime_done, ev->request_id);
+        else if (!strcmp(ev->type, "platform.report"))
+            ring_add(&p->reports, ev->request_id);
+    }
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->mu);
 }
 
 int kte_pipeline_ingest(void *ctx, const char *body, size_t len, char *msg, size_t msg_len)
@@ -156,93 +311,23 @@ int kte_pipeline_ingest(void *ctx, const char *body, size_t len, char *msg, size
         return KTE_SINK_MALFORMED;
     }
 
-    /* The listener is one thread, so bodies arrive one at a time: records
-     * are built outside the lock with sequence numbers reserved under it. */
+    pthread_mutex_lock(&p->intake_mu);
     pthread_mutex_lock(&p->mu);
     if (p->closed) {
         pthread_mutex_unlock(&p->mu);
+        pthread_mutex_unlock(&p->intake_mu);
         kte_event_list_free(&evs);
         snprintf(msg, msg_len, "shutting down");
         return KTE_SINK_CLOSED;
     }
-    p->ingesting++;
     uint64_t seq = p->next_seq;
     p->next_seq += evs.n;
+    char rid[KTE_EVENT_RID_MAX];
+    memcpy(rid, p->current_rid, sizeof rid);
     pthread_mutex_unlock(&p->mu);
 
-    struct kte_rec *first = NULL, *last = NULL;
-    struct kte_drop_stats nomem = {0};
-    for (size_t i = 0; i < evs.n; i++, seq++) {
-        const struct kte_event_view *ev = &evs.v[i];
-        atomic_fetch_add(&p->metrics.received, 1);
-        atomic_fetch_add(&p->metrics.bytes_received, ev->raw_len);
-        char tmp[32];
-        const char *pk = partition_key(p, ev, tmp, sizeof tmp);
-        size_t pk_len = strlen(pk);
-        struct kte_rec *r = kte_record_build(&p->rb, seq, ev->raw, ev->raw_len, pk,
-                                             (size_t)p->cfg->max_record_bytes - pk_len);
-        if (!r) {
-            kte_drop_stats_add(&nomem, KTE_DROP_NOMEM, seq);
-            continue;
-        }
-        if (r->truncated)
-            atomic_fetch_add(&p->metrics.truncated, 1);
-        if (last)
-            last->next = r;
-        else
-            first = r;
-        last = r;
-    }
-
-    pthread_mutex_lock(&p->mu);
-    if (nomem.by_reason[KTE_DROP_NOMEM]) {
-        atomic_fetch_add(&p->metrics.dropped[KTE_DROP_NOMEM], nomem.by_reason[KTE_DROP_NOMEM]);
-        kte_drop_stats_merge(&p->unreported, &nomem);
-    }
-    size_t cap = (size_t)p->cfg->max_buffer_bytes;
-    bool overflowed = false;
-    for (struct kte_rec *r = first, *next; r; r = next) {
-        next = r->next;
-        r->next = NULL;
-        if (p->cfg->overflow == KTE_OVERFLOW_DROP_NEWEST && p->mem + rec_mem(r) > cap) {
-            p->mem += rec_mem(r);
-            discard(p, r, KTE_DROP_OVERFLOW);
-            overflowed = true;
-            continue;
-        }
-        if (p->tail)
-            p->tail->next = r;
-        else
-            p->head = r;
-        p->tail = r;
-        p->count++;
-        p->bytes += (size_t)r->data_len + r->pk_len;
-        p->mem += rec_mem(r);
-    }
-    if (p->cfg->overflow == KTE_OVERFLOW_DROP_OLDEST && p->mem > cap) {
-        enforce_cap_oldest(p);
-        overflowed = true;
-    }
-    if (overflowed && !p->overflow_logged) {
-        /* Once per episode; the kte.dropped record and the metrics carry the counts. */
-        KTE_WARN("buffer full (KTE_MAX_BUFFER_BYTES=%ld): dropping %s events until delivery "
-                 "catches up",
-                 p->cfg->max_buffer_bytes,
-                 p->cfg->overflow == KTE_OVERFLOW_DROP_OLDEST ? "the oldest" : "new");
-        p->overflow_logged = true;
-    }
-    for (size_t i = 0; i < evs.n; i++) {
-        const struct kte_event_view *ev = &evs.v[i];
-        if (!ev->request_id[0])
-            continue;
-        if (!strcmp(ev->type, "platform.runtimeDone"))
-            ring_add(&p->runtime_done, ev->request_id);
-        else if (!strcmp(ev->type, "platform.report"))
-            ring_add(&p->reports, ev->request_id);
-    }
-    p->ingesting--;
-    pthread_cond_broadcast(&p->changed);
-    pthread_mutex_unlock(&p->mu);
+    buffer_events(p, &evs, seq, rid);
+    pthread_mutex_unlock(&p->intake_mu);
     kte_event_list_free(&evs);
     return 0;
 }
@@ -251,10 +336,14 @@ void kte_pipeline_close(struct kte_pipeline *p)
 {
     pthread_mutex_lock(&p->mu);
     p->closed = true;
-    while (p->ingesting)
-        pthread_cond_wait(&p->changed, &p->mu);
     pthread_mutex_unlock(&p->mu);
+    /* A body that got past the check above is still being buffered: the
+     * intake lock is free again only once it is done. */
+    pthread_mutex_lock(&p->intake_mu);
+    pthread_mutex_unlock(&p->intake_mu);
 }
+
+/* ---- lifecycle thread ---------------------------------------------------- */
 
 void kte_pipeline_set_request(struct kte_pipeline *p, const char *rid)
 {
@@ -263,42 +352,22 @@ void kte_pipeline_set_request(struct kte_pipeline *p, const char *rid)
     pthread_mutex_unlock(&p->mu);
 }
 
-/* Waits on the condition until the deadline; returns false once it passed. */
-static bool wait_until(struct kte_pipeline *p, int64_t deadline_ms)
-{
-    if (deadline_ms <= 0) {
-        pthread_cond_wait(&p->changed, &p->mu);
-        return true;
-    }
-    if (kte_now_ms() >= deadline_ms)
-        return false;
-    struct timespec ts;
-    abs_deadline(deadline_ms, &ts);
-    return pthread_cond_timedwait(&p->changed, &p->mu, &ts) != ETIMEDOUT ||
-           kte_now_ms() < deadline_ms;
-}
-
 bool kte_pipeline_wait_for(struct kte_pipeline *p, enum kte_wait_for what, const char *rid,
                            int64_t deadline_ms)
 {
-    const struct kte_rid_ring *ring =
-        what == KTE_WAIT_RUNTIME_DONE ? &p->runtime_done : &p->reports;
+    const struct rid_ring *ring = what == KTE_WAIT_RUNTIME_DONE ? &p->runtime_done : &p->reports;
     pthread_mutex_lock(&p->mu);
     bool seen;
-    while (!(seen = ring_has(ring, rid)) && wait_until(p, deadline_ms))
+    while (!(seen = ring_has(ring, rid)) && !p->stopping && wait_until(p, deadline_ms))
         ;
     pthread_mutex_unlock(&p->mu);
     return seen;
 }
 
-/* Records a flush up to upto still has to deliver, buffered or in flight. A
- * kte.dropped record is always due: it has a later seq than the events it
- * reports on, and stands at the head of the queue. */
+/* Records a flush up to upto still has to deliver, buffered or in flight. */
 static size_t pending_upto(struct kte_pipeline *p, uint64_t upto)
 {
-    size_t n = 0;
-    for (struct kte_rec *r = p->head; r && (r->is_report || r->seq <= upto); r = r->next)
-        n++;
+    size_t n = kte_queue_due(&p->queue, upto);
     if (p->inflight && p->inflight_min_seq <= upto)
         n += p->inflight;
     return n;
@@ -307,19 +376,20 @@ static size_t pending_upto(struct kte_pipeline *p, uint64_t upto)
 size_t kte_pipeline_flush(struct kte_pipeline *p, int64_t deadline_ms)
 {
     pthread_mutex_lock(&p->mu);
-    uint64_t upto = p->next_seq - 1;
-    p->flush_active = true;
-    p->flush_upto = upto;
-    p->flush_deadline_ms = deadline_ms;
+    struct kte_flush_req req = {p->next_seq - 1, deadline_ms, p->flushes};
+    p->flushes = &req;
     /* A flush is a fresh start: retry at once rather than after the backoff
      * of a failure during the last invoke. */
     p->next_attempt_ms = 0;
     p->backoff_ms = 0;
     pthread_cond_broadcast(&p->changed);
     size_t left;
-    while ((left = pending_upto(p, upto)) > 0 && wait_until(p, deadline_ms))
+    while ((left = pending_upto(p, req.upto)) > 0 && !p->stopping && wait_until(p, deadline_ms))
         ;
-    p->flush_active = false;
+    struct kte_flush_req **link = &p->flushes;
+    while (*link != &req)
+        link = &(*link)->next;
+    *link = req.next;
     p->last_flush_ms = kte_now_ms();
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->mu);
@@ -337,45 +407,20 @@ int64_t kte_pipeline_last_flush_ms(struct kte_pipeline *p)
 size_t kte_pipeline_buffered(struct kte_pipeline *p)
 {
     pthread_mutex_lock(&p->mu);
-    size_t n = p->count + p->inflight;
+    size_t n = p->queue.count + p->inflight;
     pthread_mutex_unlock(&p->mu);
     return n;
 }
 
-/* Exponential backoff with full jitter (AWS's recommendation): a random wait
- * in [0, min(cap, base * 2^k)]. */
-static void schedule_retry(struct kte_pipeline *p, int64_t now)
+void kte_pipeline_stats(struct kte_pipeline *p, struct kte_pipeline_stats *out)
 {
-    p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : BACKOFF_BASE_MS;
-    if (p->backoff_ms > BACKOFF_CAP_MS)
-        p->backoff_ms = BACKOFF_CAP_MS;
-    p->next_attempt_ms = now + (int64_t)(next_random(p) % (uint64_t)(p->backoff_ms + 1));
+    pthread_mutex_lock(&p->mu);
+    *out =
+        (struct kte_pipeline_stats){p->queue.count, p->inflight, p->mem, p->mem_peak, p->abandoned};
+    pthread_mutex_unlock(&p->mu);
 }
 
-/* Called with the lock held: decides whether the sender should send now and
- * otherwise until when it may sleep (0: until signalled). */
-static bool should_send(struct kte_pipeline *p, int64_t now, int64_t *wake)
-{
-    *wake = 0;
-    if (!p->head)
-        return false;
-    const struct kte_config *cfg = p->cfg;
-    bool full = p->count >= KTE_BATCH_MAX_RECORDS || p->bytes >= KTE_BATCH_MAX_BYTES;
-    bool flush_due = p->flush_active && (p->head->is_report || p->head->seq <= p->flush_upto) &&
-                     now + MIN_ATTEMPT_MS < p->flush_deadline_ms;
-    bool timer = cfg->flush_mode == KTE_FLUSH_CONTINUOUS;
-    int64_t timer_at = p->last_flush_ms + cfg->flush_interval_ms;
-    bool timer_due = timer && now >= timer_at;
-    if (full || flush_due || timer_due) {
-        if (now >= p->next_attempt_ms)
-            return true;
-        *wake = p->next_attempt_ms;
-        return false;
-    }
-    if (timer)
-        *wake = timer_at;
-    return false;
-}
+/* ---- sender thread (mu held unless said otherwise) ---------------------- */
 
 static void log_failure(struct kte_pipeline *p, bool permanent, const char *code, size_t n)
 {
@@ -393,20 +438,20 @@ static void log_failure(struct kte_pipeline *p, bool permanent, const char *code
 }
 
 /* Queues a kte.dropped record at the head, so that the stream says what it
- * lost as soon as delivery works again. Lock held. */
-static void queue_drop_report(struct kte_pipeline *p, int64_t now)
+ * lost as soon as delivery works again. */
+static void queue_drop_report(struct kte_pipeline *p)
 {
     if (p->report_queued || !kte_drop_stats_total(&p->unreported))
         return;
     struct kte_buf ev;
     kte_buf_init(&ev);
-    if (kte_drop_stats_event(&p->unreported, now, &ev) != 0) {
+    if (kte_drop_stats_event(&p->unreported, kte_epoch_ms(), &ev) != 0) {
         kte_buf_free(&ev);
         return; /* the numbers stay unreported; the next success tries again */
     }
     uint64_t seq = p->next_seq++;
     struct kte_rec *r = kte_record_build(&p->rb, seq, ev.data, ev.len, p->env_id,
-                                         (size_t)p->cfg->max_record_bytes - KTE_ENV_ID_LEN);
+                                         (size_t)p->cfg->max_record_bytes - KTE_ENV_ID_LEN, NULL);
     kte_buf_free(&ev);
     if (!r)
         return;
@@ -414,29 +459,23 @@ static void queue_drop_report(struct kte_pipeline *p, int64_t now)
     p->reporting = p->unreported;
     memset(&p->unreported, 0, sizeof p->unreported);
     p->report_queued = true;
-    r->next = p->head;
-    p->head = r;
-    if (!p->tail)
-        p->tail = r;
-    p->count++;
-    p->bytes += (size_t)r->data_len + r->pk_len;
-    p->mem += rec_mem(r);
+    kte_queue_push_front(&p->queue, r);
+    mem_add(p, kte_rec_mem(r));
 }
 
 /* Settles a finished PutRecords call: frees what was delivered or refused
- * for good, puts the rest back at the head of the queue in order. Lock held. */
-static void settle(struct kte_pipeline *p, struct kte_rec **recs, size_t n, enum kte_put_status st,
-                   const struct kte_rec_result *results, const char *code, int64_t now)
+ * for good, puts the rest back at the head of the queue in order. */
+static void settle(struct kte_pipeline *p, size_t n, enum kte_put_status st, const char *code,
+                   int64_t now)
 {
-    struct kte_rec *retry_first = NULL, *retry_last = NULL;
-    size_t retry_n = 0, retry_bytes = 0, permanent = 0, delivered = 0;
+    struct kte_queue retry;
+    kte_queue_init(&retry);
+    size_t permanent = 0, delivered = 0;
     const char *perm_code = code, *retry_code = code;
     for (size_t i = 0; i < n; i++) {
-        struct kte_rec *r = recs[i];
-        enum kte_rec_outcome o = st == KTE_PUT_OK          ? results[i].outcome
-                                 : st == KTE_PUT_PERMANENT ? KTE_REC_PERMANENT
-                                                           : KTE_REC_RETRY;
-        if (o == KTE_REC_OK) {
+        struct kte_rec *r = p->batch[i];
+        switch (kte_send_outcome(st, p->results, i)) {
+        case KTE_REC_OK:
             if (r->is_report) {
                 atomic_fetch_add(&p->metrics.drop_reports, 1);
                 memset(&p->reporting, 0, sizeof p->reporting);
@@ -446,71 +485,90 @@ static void settle(struct kte_pipeline *p, struct kte_rec **recs, size_t n, enum
                 atomic_fetch_add(&p->metrics.bytes_delivered, r->data_len);
             }
             delivered++;
-            p->mem -= rec_mem(r);
+            p->mem -= kte_rec_mem(r);
             free(r);
-        } else if (o == KTE_REC_PERMANENT) {
+            break;
+        case KTE_REC_PERMANENT:
             if (st == KTE_PUT_OK)
-                perm_code = results[i].error_code;
+                perm_code = p->results[i].error_code;
             permanent++;
             discard(p, r, KTE_DROP_PERMANENT);
-        } else {
+            break;
+        case KTE_REC_RETRY:
             if (st == KTE_PUT_OK && retry_code == code)
-                retry_code = results[i].error_code;
+                retry_code = p->results[i].error_code;
             r->attempts++;
             atomic_fetch_add(&p->metrics.retried, 1);
-            r->next = NULL;
-            if (retry_last)
-                retry_last->next = r;
-            else
-                retry_first = r;
-            retry_last = r;
-            retry_n++;
-            retry_bytes += (size_t)r->data_len + r->pk_len;
+            kte_queue_push(&retry, r);
+            break;
         }
     }
     atomic_fetch_add(st == KTE_PUT_OK ? &p->metrics.batches : &p->metrics.batches_failed, 1);
 
-    if (retry_first) {
-        retry_last->next = p->head;
-        p->head = retry_first;
-        if (!p->tail)
-            p->tail = retry_last;
-        p->count += retry_n;
-        p->bytes += retry_bytes;
+    bool retrying = retry.count > 0;
+    if (retrying) {
+        size_t retry_n = retry.count;
+        kte_queue_prepend(&p->queue, &retry);
         log_failure(p, false, retry_code, retry_n);
         /* Progress (some records stored, e.g. under per-shard throttling)
          * keeps the wait short; only calls that store nothing back off
          * further. */
-        if (delivered)
-            p->backoff_ms = 0;
-        schedule_retry(p, now);
+        p->next_attempt_ms =
+            kte_send_backoff(&p->backoff_ms, delivered > 0, kte_send_random(&p->send_rng), now);
     } else {
         p->backoff_ms = 0;
         p->next_attempt_ms = 0;
     }
     if (permanent)
         log_failure(p, true, perm_code, permanent);
-    else if (!retry_first && p->last_error[0]) {
+    else if (!retrying && p->last_error[0]) {
         KTE_INFO("PutRecords succeeds again");
         p->last_error[0] = '\0';
     }
     if (delivered) {
         p->overflow_logged = false;
-        queue_drop_report(p, now);
+        queue_drop_report(p);
     }
-    if (p->cfg->flush_mode == KTE_FLUSH_CONTINUOUS || p->flush_active)
+    if (p->cfg->flush_mode == KTE_FLUSH_CONTINUOUS || p->flushes)
         p->last_flush_ms = now;
+}
+
+static bool should_send(struct kte_pipeline *p, int64_t now, int64_t *wake)
+{
+    const struct kte_rec *head = p->queue.head;
+    struct kte_send_view v = {
+        .queued = p->queue.count,
+        .queued_bytes = p->queue.bytes,
+        .head_is_report = head && head->is_report,
+        .head_seq = head ? head->seq : 0,
+        .flushes = p->flushes,
+        .mode = p->cfg->flush_mode,
+        .interval_ms = p->cfg->flush_interval_ms,
+        .last_flush_ms = p->last_flush_ms,
+        .next_attempt_ms = p->next_attempt_ms,
+    };
+    return kte_send_should(&v, now, wake);
+}
+
+/* Moves the next batch from the queue to the sender. */
+static size_t take_batch(struct kte_pipeline *p)
+{
+    size_t n = kte_queue_take_batch(&p->queue, p->batch);
+    p->inflight = n;
+    p->inflight_reports = 0;
+    p->inflight_min_seq = UINT64_MAX;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t due = p->batch[i]->is_report ? 0 : p->batch[i]->seq; /* reports are always due */
+        if (due < p->inflight_min_seq)
+            p->inflight_min_seq = due;
+        p->inflight_reports += p->batch[i]->is_report;
+    }
+    return n;
 }
 
 static void *sender_main(void *arg)
 {
     struct kte_pipeline *p = arg;
-    struct kte_rec *recs[KTE_BATCH_MAX_RECORDS];
-    struct kte_rec_result *results = calloc(KTE_BATCH_MAX_RECORDS, sizeof *results);
-    if (!results) {
-        KTE_ERROR("out of memory starting the sender");
-        return NULL;
-    }
     pthread_mutex_lock(&p->mu);
     while (!p->stopping) {
         int64_t now = kte_now_ms(), wake;
@@ -518,25 +576,7 @@ static void *sender_main(void *arg)
             wait_until(p, wake);
             continue;
         }
-        size_t bytes;
-        size_t n = kte_batch_plan(p->head, &bytes);
-        for (size_t i = 0; i < n; i++) {
-            recs[i] = p->head;
-            p->head = p->head->next;
-        }
-        if (!p->head)
-            p->tail = NULL;
-        p->count -= n;
-        p->bytes -= bytes;
-        p->inflight = n;
-        p->inflight_reports = 0;
-        p->inflight_min_seq = UINT64_MAX;
-        for (size_t i = 0; i < n; i++) {
-            uint64_t due = recs[i]->is_report ? 0 : recs[i]->seq; /* reports are always due */
-            if (due < p->inflight_min_seq)
-                p->inflight_min_seq = due;
-            p->inflight_reports += recs[i]->is_report;
-        }
+        size_t n = take_batch(p);
         /* The full request timeout even near a flush deadline: the flush
          * returns at its deadline anyway, and cutting the request short would
          * abort (and resend) a slow batch at every flush, storing it each
@@ -546,32 +586,32 @@ static void *sender_main(void *arg)
 
         char code[KTE_ERRCODE_MAX + 200];
         enum kte_put_status st =
-            kte_kinesis_put(&p->kinesis, recs, n, timeout, results, code, sizeof code);
+            kte_kinesis_put(&p->kinesis, p->batch, n, timeout, p->results, code, sizeof code);
 
         pthread_mutex_lock(&p->mu);
         if (p->abandoned) {
             /* stop() gave up on this batch and counted it already. */
             for (size_t i = 0; i < n; i++)
-                free(recs[i]);
+                free(p->batch[i]);
             break;
         }
-        settle(p, recs, n, st, results, code, kte_now_ms());
+        settle(p, n, st, code, kte_now_ms());
         p->inflight = 0;
         pthread_cond_broadcast(&p->changed);
     }
     p->sender_done = true;
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->mu);
-    free(results);
     return NULL;
 }
 
 int kte_pipeline_start(struct kte_pipeline *p)
 {
-    if (pthread_create(&p->sender, NULL, sender_main, p) != 0)
-        return -1;
-    p->sender_started = true;
-    return 0;
+    pthread_mutex_lock(&p->mu);
+    int rc = pthread_create(&p->sender, NULL, sender_main, p) == 0 ? 0 : -1;
+    p->sender_started = rc == 0;
+    pthread_mutex_unlock(&p->mu);
+    return rc;
 }
 
 void kte_pipeline_stop(struct kte_pipeline *p, int64_t deadline_ms)
@@ -599,18 +639,16 @@ void kte_pipeline_stop(struct kte_pipeline *p, int64_t deadline_ms)
         pthread_join(p->sender, NULL);
 
     pthread_mutex_lock(&p->mu);
-    while (p->head) {
-        struct kte_rec *r = p->head;
-        p->head = r->next;
+    struct kte_rec *r;
+    while ((r = kte_queue_pop(&p->queue)))
         discard(p, r, KTE_DROP_SHUTDOWN);
-    }
-    p->tail = NULL;
-    p->count = p->bytes = 0;
     pthread_mutex_unlock(&p->mu);
 }
 
 void kte_pipeline_free(struct kte_pipeline *p)
 {
+    if (!p)
+        return;
     kte_pipeline_stop(p, 0);
     /* An abandoned sender still uses the client: let it finish first. */
     pthread_mutex_lock(&p->mu);
@@ -621,4 +659,6 @@ void kte_pipeline_free(struct kte_pipeline *p)
     kte_record_builder_free(&p->rb);
     pthread_cond_destroy(&p->changed);
     pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->intake_mu);
+    free(p);
 }

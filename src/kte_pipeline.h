@@ -1,77 +1,35 @@
 /* The buffer between the listener and Kinesis, and the sender thread that
- * drains it. The lifecycle thread asks for flushes and waits for them; the
- * listener thread ingests bodies; the sender thread owns the Kinesis client.
- * One mutex guards the queue, one condition variable announces any change. */
+ * drains it. The lifecycle (and signal) thread asks for flushes and waits for
+ * them; the listener thread ingests bodies; the sender thread owns the
+ * Kinesis client. The struct is opaque: kte_pipeline.c lists every shared
+ * field next to the lock that guards it. The queue itself (kte_queue) and the
+ * sender's decisions (kte_send) are single-threaded modules of their own.
+ *
+ * Every time here is monotonic milliseconds (kte_clock): convert Lambda's
+ * epoch deadlines with kte_deadline_from_epoch first. */
 #ifndef KTE_PIPELINE_H
 #define KTE_PIPELINE_H
 
+#include "kte_clock.h"
 #include "kte_config.h"
-#include "kte_kinesis.h"
 #include "kte_metrics.h"
-#include "kte_record.h"
 
-#include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#define KTE_RID_RING 32
+struct kte_pipeline;
 
-struct kte_rid_ring {
-    char rid[KTE_RID_RING][64];
-    unsigned pos;
-};
-
-struct kte_pipeline {
-    const struct kte_config *cfg;
-    struct kte_metrics metrics;
-    char env_id[KTE_ENV_ID_LEN + 1];
-    struct kte_record_builder rb;
-    struct kte_kinesis kinesis;
-    uint64_t rng; /* xorshift state for random partition keys */
-
-    pthread_mutex_t mu;
-    pthread_cond_t changed; /* broadcast on every change of the fields below */
-    struct kte_rec *head, *tail;
-    size_t count;
-    size_t bytes; /* data + partition keys of queued records (batch sizing) */
-    size_t mem;   /* memory of queued and in-flight records (the buffer cap) */
-    uint64_t next_seq;
-    size_t inflight;           /* records the sender holds */
-    uint64_t inflight_min_seq; /* lowest seq in flight; 0 when a kte.dropped record is */
-    size_t inflight_reports;   /* kte.dropped records among them */
-    bool flush_active;
-    uint64_t flush_upto;
-    int64_t flush_deadline_ms;
-    int64_t last_flush_ms;
-    int64_t next_attempt_ms; /* backoff: no PutRecords before this */
-    int64_t backoff_ms;
-    bool stopping;
-    bool closed;   /* intake ended: bodies are refused, not accepted */
-    int ingesting; /* bodies between sequence reservation and append */
-    char current_rid[64];
-    struct kte_rid_ring runtime_done;
-    struct kte_rid_ring reports;
-    char last_error[128];             /* to log each kind of failure once, not per batch */
-    struct kte_drop_stats unreported; /* drops no kte.dropped record mentions yet */
-    struct kte_drop_stats reporting;  /* drops the queued kte.dropped record carries */
-    bool report_queued;
-    bool overflow_logged;
-
-    pthread_t sender;
-    bool sender_started;
-    bool sender_done; /* the sender thread has left its loop */
-    bool abandoned;   /* stop() stopped waiting for the sender's last request */
-};
-
-int kte_pipeline_init(struct kte_pipeline *p, const struct kte_config *cfg, char *err,
-                      size_t errlen);
+/* NULL with a message in err on failure. cfg must outlive the pipeline. */
+struct kte_pipeline *kte_pipeline_new(const struct kte_config *cfg, char *err, size_t errlen);
 /* Starts the sender thread. */
 int kte_pipeline_start(struct kte_pipeline *p);
 /* Stops the sender after its current request, waiting for that until the
- * deadline (epoch ms; 0: as long as it takes), and counts whatever is still
- * buffered, or still in flight at the deadline, as dropped at shutdown.
- * Idempotent. */
+ * deadline (0: as long as it takes), and counts whatever is still buffered,
+ * or still in flight at the deadline, as dropped at shutdown. Flushes and
+ * waits in progress on other threads return at once. Idempotent. */
 void kte_pipeline_stop(struct kte_pipeline *p, int64_t deadline_ms);
+/* Stops (deadline 0) and frees. */
 void kte_pipeline_free(struct kte_pipeline *p);
 
 /* Ends intake: later bodies are refused (KTE_SINK_CLOSED), and a body being
@@ -79,24 +37,40 @@ void kte_pipeline_free(struct kte_pipeline *p);
  * event ever accepted. */
 void kte_pipeline_close(struct kte_pipeline *p);
 
-/* kte_listener_sink: parses a Telemetry API body and buffers its events. */
+/* kte_listener_sink: parses a Telemetry API body and buffers its events, one
+ * record at a time under KTE_MAX_BUFFER_BYTES. Bodies are taken one at a
+ * time (callers on several threads queue up). */
 int kte_pipeline_ingest(void *p, const char *body, size_t len, char *msg, size_t msg_len);
 
 void kte_pipeline_set_request(struct kte_pipeline *p, const char *rid);
 
 enum kte_wait_for { KTE_WAIT_RUNTIME_DONE, KTE_WAIT_REPORT };
 /* Waits until the platform event of that kind for rid has been ingested.
- * Returns true when it has, false at the deadline (epoch ms). */
+ * Returns true when it has, false at the deadline or once stopping. */
 bool kte_pipeline_wait_for(struct kte_pipeline *p, enum kte_wait_for what, const char *rid,
                            int64_t deadline_ms);
 
-/* Delivers everything buffered now, retrying failures, until done or the
- * deadline (epoch ms). Returns the number of those events still buffered. */
+/* Delivers everything buffered now, retrying failures, until done, the
+ * deadline, or stop. Returns the number of those events still buffered.
+ * Flushes on several threads compose: each is served until its own end. */
 size_t kte_pipeline_flush(struct kte_pipeline *p, int64_t deadline_ms);
 
 int64_t kte_pipeline_last_flush_ms(struct kte_pipeline *p);
 size_t kte_pipeline_buffered(struct kte_pipeline *p);
 
-int64_t kte_now_ms(void);
+/* The delivery counters (atomics: read them any time). */
+struct kte_metrics *kte_pipeline_metrics(struct kte_pipeline *p);
+/* The execution environment's random id (fixed at kte_pipeline_new). */
+const char *kte_pipeline_env_id(const struct kte_pipeline *p);
+
+/* A consistent snapshot, for tests and logs. */
+struct kte_pipeline_stats {
+    size_t queued;   /* records waiting */
+    size_t inflight; /* records the sender holds */
+    size_t mem;      /* memory of both: what KTE_MAX_BUFFER_BYTES limits */
+    size_t mem_peak; /* the highest mem ever reached */
+    bool abandoned;  /* stop() gave up on a request at its deadline */
+};
+void kte_pipeline_stats(struct kte_pipeline *p, struct kte_pipeline_stats *out);
 
 #endif

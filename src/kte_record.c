@@ -94,8 +94,13 @@ static struct kte_rec *alloc_rec(const struct kte_buf *data, const char *pk, uin
 }
 
 struct kte_rec *kte_record_build(const struct kte_record_builder *rb, uint64_t seq, const char *raw,
-                                 size_t raw_len, const char *pk, size_t max_data_bytes)
+                                 size_t raw_len, const char *pk, size_t max_data_bytes,
+                                 enum kte_build_error *why)
 {
+    enum kte_build_error dummy;
+    if (!why)
+        why = &dummy;
+    *why = KTE_BUILD_NOMEM;
     struct kte_buf b;
     kte_buf_init(&b);
     struct kte_rec *r = NULL;
@@ -117,8 +122,10 @@ struct kte_rec *kte_record_build(const struct kte_record_builder *rb, uint64_t s
         kte_buf_printf(&b, ",\"truncated\":{\"originalBytes\":%zu},\"event\":", raw_len))
         goto out;
     size_t closing = 3; /* the string's two quotes and the final brace */
-    if (b.len + closing > max_data_bytes)
-        goto out; /* cannot even hold the envelope: caller counts a drop */
+    if (b.len + closing > max_data_bytes) {
+        *why = KTE_BUILD_TOO_LARGE; /* cannot even hold the envelope */
+        goto out;
+    }
     size_t keep = utf8_prefix_fitting(raw, raw_len, max_data_bytes - b.len - closing);
     if (kte_buf_json_string(&b, raw, keep) || kte_buf_puts(&b, "}"))
         goto out;

@@ -33,13 +33,20 @@ int kte_record_builder_init(struct kte_record_builder *rb, const char *env_id,
                             const char *region);
 void kte_record_builder_free(struct kte_record_builder *rb);
 
+/* Why kte_record_build made no record. */
+enum kte_build_error {
+    KTE_BUILD_NOMEM = 1, /* out of memory: counted as DroppedOutOfMemory */
+    KTE_BUILD_TOO_LARGE, /* max_data_bytes cannot hold even the envelope: DroppedTooLarge */
+};
+
 /* Builds the record data for one event. When envelope + event exceed
  * max_data_bytes the event is carried as a JSON string holding its first
  * bytes, cut at a UTF-8 boundary, and "truncated":{"originalBytes":N} is
- * added; *truncated says which. Returns a new kte_rec (caller owns) or NULL
- * when out of memory or max_data_bytes cannot hold even the envelope. */
+ * added; *truncated says which. Returns a new kte_rec (caller owns), or NULL
+ * with the reason in *why (when why is not NULL). */
 struct kte_rec *kte_record_build(const struct kte_record_builder *rb, uint64_t seq, const char *raw,
-                                 size_t raw_len, const char *pk, size_t max_data_bytes);
+                                 size_t raw_len, const char *pk, size_t max_data_bytes,
+                                 enum kte_build_error *why);
 
 /* Fills out with 32 random lowercase hex characters and a NUL. */
 int kte_random_hex_id(char out[KTE_ENV_ID_LEN + 1]);

@@ -10,6 +10,7 @@
 #include "kte_listener.h"
 #include "kte_log.h"
 #include "kte_pipeline.h"
+#include "kte_record.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -26,12 +27,45 @@
 struct app {
     struct kte_config cfg;
     struct kte_lambda_api api;
-    struct kte_pipeline pipeline;
+    struct kte_pipeline *pipeline;
     struct kte_listener *listener;
-    bool pipeline_ready;
-    atomic_flag finishing;
+    /* The one thread that ends the process (finish or init_fail) claims
+     * this first; it alone stops the listener and the pipeline. */
+    atomic_flag exiting;
     sigset_t signals;
+    /* The lifecycle thread calls into the pipeline only between
+     * lifecycle_enter and lifecycle_leave; once finish() has begun it
+     * enters no more, and finish() waits for a call in progress to return
+     * (stopping the pipeline makes flushes and waits return at once). */
+    pthread_mutex_t gate_mu;
+    pthread_cond_t gate_cv;
+    bool finishing;   /* gate_mu */
+    bool in_pipeline; /* gate_mu */
 };
+
+static void park_forever(void)
+{
+    for (;;)
+        pause();
+}
+
+static void lifecycle_enter(struct app *a)
+{
+    pthread_mutex_lock(&a->gate_mu);
+    bool closed = a->finishing;
+    a->in_pipeline = !closed;
+    pthread_mutex_unlock(&a->gate_mu);
+    if (closed)
+        park_forever(); /* the finishing thread ends the process */
+}
+
+static void lifecycle_leave(struct app *a)
+{
+    pthread_mutex_lock(&a->gate_mu);
+    a->in_pipeline = false;
+    pthread_cond_broadcast(&a->gate_cv);
+    pthread_mutex_unlock(&a->gate_mu);
+}
 
 static void sleep_ms(int64_t ms)
 {
@@ -67,30 +101,37 @@ static uint64_t peak_rss_bytes(void)
  * goes on; a second one waits for the first to end the process. */
 __attribute__((noreturn)) static void finish(struct app *a, int code, int64_t deadline_ms)
 {
-    if (atomic_flag_test_and_set(&a->finishing))
-        for (;;)
-            pause();
-    if (a->pipeline_ready) {
-        kte_pipeline_close(&a->pipeline);
-        kte_pipeline_flush(&a->pipeline, deadline_ms);
+    if (atomic_flag_test_and_set(&a->exiting))
+        park_forever();
+    pthread_mutex_lock(&a->gate_mu);
+    a->finishing = true;
+    pthread_mutex_unlock(&a->gate_mu);
+    struct kte_pipeline *p = a->pipeline;
+    if (p) {
+        /* A flush of the lifecycle thread may be running: this one
+         * composes with it (each is served until its own deadline). */
+        kte_pipeline_close(p);
+        kte_pipeline_flush(p, deadline_ms);
     }
     if (a->listener)
         kte_listener_stop(a->listener);
     a->listener = NULL;
-    if (a->pipeline_ready) {
-        struct kte_pipeline *p = &a->pipeline;
+    if (p) {
         kte_pipeline_stop(p, deadline_ms);
+        pthread_mutex_lock(&a->gate_mu);
+        while (a->in_pipeline)
+            pthread_cond_wait(&a->gate_cv, &a->gate_mu);
+        pthread_mutex_unlock(&a->gate_mu);
+        struct kte_metrics *m = kte_pipeline_metrics(p);
         struct kte_buf emf;
         kte_buf_init(&emf);
-        if (kte_metrics_emf(&p->metrics, a->cfg.function_name, kte_now_ms(), peak_rss_bytes(),
-                            &emf) == 0)
+        if (kte_metrics_emf(m, a->cfg.function_name, kte_epoch_ms(), peak_rss_bytes(), &emf) == 0)
             printf("%s\n", emf.data);
         kte_buf_free(&emf);
-        uint64_t dropped = kte_metrics_dropped_total(&p->metrics);
+        uint64_t dropped = kte_metrics_dropped_total(m);
         if (dropped)
             KTE_ERROR("%llu of %llu events could not be delivered (see the Dropped* metrics)",
-                      (unsigned long long)dropped,
-                      (unsigned long long)atomic_load(&p->metrics.received));
+                      (unsigned long long)dropped, (unsigned long long)atomic_load(&m->received));
     }
     fflush(stdout);
     fflush(stderr);
@@ -106,35 +147,40 @@ static void *signal_main(void *arg)
     finish(a, 0, kte_now_ms() + SIGNAL_FLUSH_MS);
 }
 
-static void on_invoke(struct app *a, const struct kte_next_event *ev)
+/* deadline: the invoke's, already converted to the monotonic clock. */
+static void on_invoke(struct app *a, const struct kte_next_event *ev, int64_t deadline)
 {
-    struct kte_pipeline *p = &a->pipeline;
+    struct kte_pipeline *p = a->pipeline;
+    lifecycle_enter(a);
     kte_pipeline_set_request(p, ev->request_id);
-    struct kte_invoke_plan plan = kte_flush_plan_invoke(
-        &a->cfg, kte_now_ms(), kte_pipeline_last_flush_ms(p), ev->deadline_ms);
-    if (!plan.flush)
-        return;
-    /* Flush once the runtime is done, so that the invoke's own logs and its
-     * runtimeDone leave with it and nothing waits in a frozen environment. */
-    if (plan.wait_runtime_done &&
-        !kte_pipeline_wait_for(p, KTE_WAIT_RUNTIME_DONE, ev->request_id, plan.wait_until))
-        KTE_DEBUG("no platform.runtimeDone for %s before the wait ended", ev->request_id);
-    kte_pipeline_flush(p, kte_flush_invoke_flush_deadline(&a->cfg, kte_now_ms(), &plan));
+    struct kte_invoke_plan plan =
+        kte_flush_plan_invoke(&a->cfg, kte_now_ms(), kte_pipeline_last_flush_ms(p), deadline);
+    if (plan.flush) {
+        /* Flush once the runtime is done, so that the invoke's own logs and
+         * its runtimeDone leave with it and nothing waits in a frozen
+         * environment. */
+        if (plan.wait_runtime_done &&
+            !kte_pipeline_wait_for(p, KTE_WAIT_RUNTIME_DONE, ev->request_id, plan.wait_until))
+            KTE_DEBUG("no platform.runtimeDone for %s before the wait ended", ev->request_id);
+        kte_pipeline_flush(p, kte_flush_invoke_flush_deadline(&a->cfg, kte_now_ms(), &plan));
+    }
+    lifecycle_leave(a);
 }
 
 __attribute__((noreturn)) static void on_shutdown(struct app *a, const struct kte_next_event *ev,
-                                                  const char *last_rid)
+                                                  int64_t deadline, const char *last_rid)
 {
-    struct kte_pipeline *p = &a->pipeline;
     int64_t now = kte_now_ms();
     struct kte_shutdown_plan plan =
-        kte_flush_plan_shutdown(&a->cfg, now, ev->deadline_ms, last_rid[0] != '\0');
-    KTE_INFO("SHUTDOWN (%s), %lld ms left", ev->shutdown_reason,
-             (long long)(ev->deadline_ms - now));
-    if (plan.wait_report)
-        kte_pipeline_wait_for(p, KTE_WAIT_REPORT, last_rid, plan.wait_until);
-    else
+        kte_flush_plan_shutdown(&a->cfg, now, deadline, last_rid[0] != '\0');
+    KTE_INFO("SHUTDOWN (%s), %lld ms left", ev->shutdown_reason, (long long)(deadline - now));
+    if (plan.wait_report) {
+        lifecycle_enter(a);
+        kte_pipeline_wait_for(a->pipeline, KTE_WAIT_REPORT, last_rid, plan.wait_until);
+        lifecycle_leave(a);
+    } else {
         sleep_ms(plan.wait_until - now);
+    }
     finish(a, 0, plan.deadline);
 }
 
@@ -142,6 +188,10 @@ __attribute__((noreturn)) static void on_shutdown(struct app *a, const struct kt
 __attribute__((noreturn)) static void init_fail(struct app *a, const char *type, const char *msg)
 {
     KTE_ERROR("%s: %s", type, msg);
+    /* The signal thread may be finishing already: then it stops the
+     * listener, and this thread waits for it to end the process. */
+    if (atomic_flag_test_and_set(&a->exiting))
+        park_forever();
     if (a->api.ext_id[0] && kte_lambda_report_error(&a->api, true, type, msg) != 0)
         KTE_ERROR("could not report the init error to the Extensions API");
     if (a->listener)
@@ -154,7 +204,9 @@ int main(int argc, char **argv)
 {
     (void)argc;
     static struct app a; /* large; lives for the whole process */
-    atomic_flag_clear(&a.finishing);
+    atomic_flag_clear(&a.exiting);
+    pthread_mutex_init(&a.gate_mu, NULL);
+    pthread_cond_init(&a.gate_cv, NULL);
 
     /* Block the termination signals in every thread; one thread waits for
      * them. SIGPIPE must never kill us over a closed connection. */
@@ -196,9 +248,9 @@ int main(int argc, char **argv)
     if (cfg_rc != 0)
         init_fail(&a, errtype, msg);
 
-    if (kte_pipeline_init(&a.pipeline, &a.cfg, err, sizeof err) != 0)
+    a.pipeline = kte_pipeline_new(&a.cfg, err, sizeof err);
+    if (!a.pipeline)
         init_fail(&a, "Extension.InitFailed", err);
-    a.pipeline_ready = true;
 
     /* An unguessable path: only whoever we tell it to (the Telemetry API)
      * can post telemetry, not other code in the sandbox. */
@@ -207,11 +259,11 @@ int main(int argc, char **argv)
         init_fail(&a, "Extension.InitFailed", "cannot read random bytes");
     snprintf(path, sizeof path, "/%s", token);
     a.listener = kte_listener_start(a.cfg.listener_host, a.cfg.listener_port, path,
-                                    (size_t)a.cfg.max_body_bytes, kte_pipeline_ingest, &a.pipeline,
-                                    &a.pipeline.metrics, err, sizeof err);
+                                    (size_t)a.cfg.max_body_bytes, kte_pipeline_ingest, a.pipeline,
+                                    kte_pipeline_metrics(a.pipeline), err, sizeof err);
     if (!a.listener)
         init_fail(&a, "Extension.ListenerFailed", err);
-    if (kte_pipeline_start(&a.pipeline) != 0)
+    if (kte_pipeline_start(a.pipeline) != 0)
         init_fail(&a, "Extension.InitFailed", "cannot start the sender thread");
     pthread_t sig_thread;
     if (pthread_create(&sig_thread, NULL, signal_main, &a) != 0)
@@ -224,7 +276,7 @@ int main(int argc, char **argv)
     snprintf(uri, sizeof uri, "http://%s:%d%s", host, kte_listener_port(a.listener), path);
     if (kte_lambda_subscribe(&a.api, &a.cfg, uri, err, sizeof err) != 0)
         init_fail(&a, "Extension.SubscribeFailed", err);
-    KTE_INFO("subscribed; environment %s, stream %s", a.pipeline.env_id,
+    KTE_INFO("subscribed; environment %s, stream %s", kte_pipeline_env_id(a.pipeline),
              a.cfg.stream_name[0] ? a.cfg.stream_name : a.cfg.stream_arn);
 
     char last_rid[64] = "";
@@ -236,9 +288,11 @@ int main(int argc, char **argv)
             kte_lambda_report_error(&a.api, false, "Extension.NextFailed", err);
             finish(&a, 1, kte_now_ms() + SIGNAL_FLUSH_MS);
         }
+        /* Lambda's deadline is wall-clock time: converted once, here. */
+        int64_t deadline = kte_deadline_from_epoch(ev.deadline_ms);
         if (ev.type == KTE_NEXT_SHUTDOWN)
-            on_shutdown(&a, &ev, last_rid);
+            on_shutdown(&a, &ev, deadline, last_rid);
         snprintf(last_rid, sizeof last_rid, "%s", ev.request_id);
-        on_invoke(&a, &ev);
+        on_invoke(&a, &ev, deadline);
     }
 }

@@ -104,7 +104,7 @@ static void test_defaults(void **state)
     assert_string_equal(c->schema_version, "2022-12-13");
     assert_string_equal(c->listener_host, "sandbox.localdomain");
     assert_int_equal(c->listener_port, 4243);
-    assert_int_equal(c->max_body_bytes, 6 * 1048576);
+    assert_int_equal(c->max_body_bytes, 4 * 262144); /* 4 x the subscription's maxBytes */
     assert_int_equal(c->partition_key, KTE_PK_ENVIRONMENT);
     assert_int_equal(c->flush_mode, KTE_FLUSH_END);
     assert_int_equal(c->flush_interval_ms, 0);
@@ -793,9 +793,47 @@ static void test_process_env_adapter(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
+/* Lambda sends at most about 2 x maxBytes per POST: the body limit follows
+ * the subscription's maxBytes, and may not be set below what Lambda sends. */
+static void test_body_limit_follows_buffering(void **state)
+{
+    struct t *t = *state;
+    kt_env_set(&t->env, "KTE_BUFFER_MAX_BYTES", "1048576");
+    load_ok(t);
+    assert_int_equal(t->cfg.max_body_bytes, 4 * 1048576);
+    kt_env_set(&t->env, "KTE_MAX_BODY_BYTES", "1048576");
+    assert_int_equal(load(t), -1);
+    kt_assert_contains(t->msg, "KTE_MAX_BODY_BYTES");
+    kt_assert_contains(t->msg, "KTE_BUFFER_MAX_BYTES");
+    kt_env_set(&t->env, "KTE_MAX_BODY_BYTES", "2097152");
+    load_ok(t);
+    assert_int_equal(t->cfg.max_body_bytes, 2097152);
+}
+
+/* Values copied into every record's JSON envelope must be UTF-8, or the
+ * envelope is not JSON: refused at start with the variable named. */
+static void test_envelope_values_must_be_utf8(void **state)
+{
+    struct t *t = *state;
+    static const char *const bad[] = {"\xff",         "fn-\xc3\x28", "\xe2\x82",
+                                      "\xed\xa0\x80", "\xc0\xaf",    "\xf4\x90\x80\x80"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        expect_fail(t, "AWS_LAMBDA_FUNCTION_NAME", bad[i], ERR_INVALID, "AWS_LAMBDA_FUNCTION_NAME",
+                    "UTF-8", NULL);
+        expect_fail(t, "AWS_LAMBDA_FUNCTION_VERSION", bad[i], ERR_INVALID,
+                    "AWS_LAMBDA_FUNCTION_VERSION", "UTF-8", NULL);
+        expect_fail(t, "AWS_REGION", bad[i], ERR_INVALID, "AWS_REGION", "UTF-8", NULL);
+    }
+    base_env(&t->env);
+    kt_env_set(&t->env, "AWS_LAMBDA_FUNCTION_NAME", "f\xc3\xa9-\xe2\x82\xac-\xf0\x9f\x98\x80");
+    load_ok(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_body_limit_follows_buffering, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_envelope_values_must_be_utf8, setup, teardown),
         T(test_defaults),
         T(test_function_identity_defaults),
         T(test_empty_variable_means_unset),

@@ -750,6 +750,36 @@ static void test_message_fits_small_buffer(void **state)
     kte_event_list_free(&l);
 }
 
+/* Lambda sends at most 10,000 events per POST (maxItems): a body with more
+ * is not from the Telemetry API and is refused whole, so that a body of
+ * tiny elements ([0,0,...]) cannot cost memory per element. */
+static void test_event_count_limit(void **state)
+{
+    (void)state;
+    for (size_t n = KTE_EVENT_MAX_PER_BODY; n <= KTE_EVENT_MAX_PER_BODY + 1; n++) {
+        struct kte_buf b;
+        kte_buf_init(&b);
+        assert_int_equal(kte_buf_puts(&b, "["), 0);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(kte_buf_puts(&b, i ? ",{}" : "{}"), 0);
+        assert_int_equal(kte_buf_puts(&b, "]"), 0);
+        struct parsed p;
+        parse(&p, b.data, b.len);
+        if (n == KTE_EVENT_MAX_PER_BODY) {
+            assert_int_equal(p.rc, 0);
+            assert_int_equal(p.l.n, n);
+            /* The list never grows past the limit's worth of views. */
+            assert_true(p.l.cap <= KTE_EVENT_MAX_PER_BODY);
+        } else {
+            assert_int_equal(p.rc, -1);
+            assert_int_equal(p.l.n, 0);
+            kt_assert_contains(p.err, "10000");
+        }
+        parsed_free(&p);
+        kte_buf_free(&b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -772,6 +802,7 @@ int main(void)
         cmocka_unit_test(test_every_truncation_fails),
         cmocka_unit_test(test_failure_empties_a_used_list),
         cmocka_unit_test(test_many_events),
+        cmocka_unit_test(test_event_count_limit),
         cmocka_unit_test(test_form_feed_and_vertical_tab_are_not_json),
         cmocka_unit_test(test_message_fits_small_buffer),
     };

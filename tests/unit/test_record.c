@@ -39,7 +39,7 @@ static void test_small_event_exact_bytes(void **state)
     struct kte_record_builder *rb = *state;
     const char *raw =
         "{\"time\":\"2022-10-12T00:03:50.000Z\",\"type\":\"function\",\"record\":\"hi\"}";
-    struct kte_rec *r = kte_record_build(rb, 17, raw, strlen(raw), "pk-1", 1048576);
+    struct kte_rec *r = kte_record_build(rb, 17, raw, strlen(raw), "pk-1", 1048576, NULL);
     assert_non_null(r);
     kt_assert_bytes(r->data, r->data_len,
                     PREFIX "17,\"event\":{\"time\":\"2022-10-12T00:03:50.000Z\",\"type\":"
@@ -79,7 +79,7 @@ static void test_event_bytes_are_not_reencoded(void **state)
         "[1,[2,{\"k\":[]}]]",
     };
     for (size_t i = 0; i < sizeof raws / sizeof raws[0]; i++) {
-        struct kte_rec *r = kte_record_build(rb, 5, raws[i], strlen(raws[i]), "k", 1048576);
+        struct kte_rec *r = kte_record_build(rb, 5, raws[i], strlen(raws[i]), "k", 1048576, NULL);
         assert_non_null(r);
         char want[1024];
         snprintf(want, sizeof want, PREFIX "5,\"event\":%s}", raws[i]);
@@ -101,7 +101,7 @@ static void test_seq_values(void **state)
     } cases[] = {
         {0, "0"}, {1, "1"}, {4294967296ULL, "4294967296"}, {UINT64_MAX, "18446744073709551615"}};
     for (size_t i = 0; i < 4; i++) {
-        struct kte_rec *r = kte_record_build(rb, cases[i].seq, "{}", 2, "k", 4096);
+        struct kte_rec *r = kte_record_build(rb, cases[i].seq, "{}", 2, "k", 4096, NULL);
         assert_non_null(r);
         char want[512];
         snprintf(want, sizeof want, PREFIX "%s,\"event\":{}}", cases[i].digits);
@@ -117,7 +117,7 @@ static void test_function_identity_is_json_escaped(void **state)
     struct kte_record_builder rb;
     const char *name = "fn\"quote\\back\nnl\ttab\x01\x1f caf\xc3\xa9";
     assert_int_equal(kte_record_builder_init(&rb, ENV_ID, name, "v\"1", "r\\"), 0);
-    struct kte_rec *r = kte_record_build(&rb, 1, "{}", 2, "k", 4096);
+    struct kte_rec *r = kte_record_build(&rb, 1, "{}", 2, "k", 4096, NULL);
     assert_non_null(r);
     kt_assert_bytes(r->data, r->data_len,
                     "{\"kte\":1,\"environment\":\"" ENV_ID
@@ -140,7 +140,7 @@ static void test_partition_key_is_stored(void **state)
     static const char *const pks[] = {"", ENV_ID, "6d68ca91-49c9-448d-89b8-7ca3e6dc66aa",
                                       "p\"k with spaces \xc3\xa9"};
     for (size_t i = 0; i < 4; i++) {
-        struct kte_rec *r = kte_record_build(rb, 9, "{}", 2, pks[i], 4096);
+        struct kte_rec *r = kte_record_build(rb, 9, "{}", 2, pks[i], 4096, NULL);
         assert_non_null(r);
         assert_string_equal(r->pk, pks[i]);
         assert_int_equal(r->pk_len, strlen(pks[i]));
@@ -190,7 +190,7 @@ static void check_record(struct kte_record_builder *rb, uint64_t seq, const char
                                        PREFIX "%llu,\"event\":", (unsigned long long)seq) +
                       raw_len + 1;
 
-    struct kte_rec *r = kte_record_build(rb, seq, raw, raw_len, "pk", max);
+    struct kte_rec *r = kte_record_build(rb, seq, raw, raw_len, "pk", max, NULL);
     if (max >= full_len) {
         assert_non_null(r);
         assert_false(r->truncated);
@@ -259,20 +259,20 @@ static void test_exact_fit_is_not_truncated(void **state)
     struct kte_record_builder *rb = *state;
     const char *raw = "{\"type\":\"function\",\"record\":\"hello\"}";
     size_t full = strlen(PREFIX "3,\"event\":") + strlen(raw) + 1;
-    struct kte_rec *r = kte_record_build(rb, 3, raw, strlen(raw), "k", full);
+    struct kte_rec *r = kte_record_build(rb, 3, raw, strlen(raw), "k", full, NULL);
     assert_non_null(r);
     assert_false(r->truncated);
     assert_int_equal(r->data_len, full);
     free(r);
     /* One byte less: truncated; for an event this small only the marker
      * and an empty string fit, and one byte less still nothing does. */
-    r = kte_record_build(rb, 3, raw, strlen(raw), "k", full - 1);
+    r = kte_record_build(rb, 3, raw, strlen(raw), "k", full - 1, NULL);
     assert_non_null(r);
     assert_true(r->truncated);
     kt_assert_bytes(r->data, r->data_len,
                     PREFIX "3,\"truncated\":{\"originalBytes\":36},\"event\":\"\"}");
     free(r);
-    assert_null(kte_record_build(rb, 3, raw, strlen(raw), "k", full - 2));
+    assert_null(kte_record_build(rb, 3, raw, strlen(raw), "k", full - 2, NULL));
 }
 
 /* Hand-computed outputs near 2-, 3- and 4-byte characters. */
@@ -310,7 +310,7 @@ static void test_truncation_exact_bytes_at_utf8_boundaries(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t max = head_len + 3 + cases[i].budget;
-        struct kte_rec *r = kte_record_build(rb, 2, raw, n, "pk", max);
+        struct kte_rec *r = kte_record_build(rb, 2, raw, n, "pk", max, NULL);
         assert_non_null(r);
         assert_true(r->truncated);
         char want[1024];
@@ -356,7 +356,8 @@ static void test_truncation_escapes_near_cut(void **state)
         {26, "\"{\\\"s\\\":\\\"a\\\\\\\\b\\\\\\\"c\\n\\t\\r\""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        struct kte_rec *r = kte_record_build(rb, 4, raw, n, "pk", head_len + 3 + cases[i].budget);
+        struct kte_rec *r =
+            kte_record_build(rb, 4, raw, n, "pk", head_len + 3 + cases[i].budget, NULL);
         assert_non_null(r);
         char want[1024];
         snprintf(want, sizeof want, "%s%s}", head, cases[i].event);
@@ -410,11 +411,13 @@ static void test_envelope_that_cannot_fit_gives_null(void **state)
     raw[sizeof raw - 1] = '"';
     char head[512];
     size_t head_len = truncated_head(head, sizeof head, 1, sizeof raw);
-    assert_null(kte_record_build(rb, 1, raw, sizeof raw, "pk", 0));
-    assert_null(kte_record_build(rb, 1, raw, sizeof raw, "pk", 10));
-    assert_null(kte_record_build(rb, 1, raw, sizeof raw, "pk", head_len));
-    assert_null(kte_record_build(rb, 1, raw, sizeof raw, "pk", head_len + 2));
-    struct kte_rec *r = kte_record_build(rb, 1, raw, sizeof raw, "pk", head_len + 3);
+    assert_null(kte_record_build(rb, 1, raw, sizeof raw, "pk", 0, NULL));
+    assert_null(kte_record_build(rb, 1, raw, sizeof raw, "pk", 10, NULL));
+    assert_null(kte_record_build(rb, 1, raw, sizeof raw, "pk", head_len, NULL));
+    enum kte_build_error why = 0;
+    assert_null(kte_record_build(rb, 1, raw, sizeof raw, "pk", head_len + 2, &why));
+    assert_int_equal(why, KTE_BUILD_TOO_LARGE); /* counted as DroppedTooLarge, not as NOMEM */
+    struct kte_rec *r = kte_record_build(rb, 1, raw, sizeof raw, "pk", head_len + 3, NULL);
     assert_non_null(r);
     char want[600];
     snprintf(want, sizeof want, "%s\"\"}", head);

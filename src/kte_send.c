@@ -1,0 +1,63 @@
+#include "kte_send.h"
+
+/* Whether a flush waits for the head record and still has time for a call. */
+static bool flush_due(const struct kte_send_view *v, int64_t now)
+{
+    for (const struct kte_flush_req *f = v->flushes; f; f = f->next)
+        if ((v->head_is_report || v->head_seq <= f->upto) &&
+            now + KTE_MIN_ATTEMPT_MS < f->deadline_ms)
+            return true;
+    return false;
+}
+
+bool kte_send_should(const struct kte_send_view *v, int64_t now, int64_t *wake)
+{
+    *wake = 0;
+    if (!v->queued)
+        return false;
+    bool full = v->queued >= KTE_BATCH_MAX_RECORDS || v->queued_bytes >= KTE_BATCH_MAX_BYTES;
+    bool timer = v->mode == KTE_FLUSH_CONTINUOUS;
+    int64_t timer_at = v->last_flush_ms + v->interval_ms;
+    if (full || flush_due(v, now) || (timer && now >= timer_at)) {
+        if (now >= v->next_attempt_ms)
+            return true;
+        *wake = v->next_attempt_ms;
+        return false;
+    }
+    if (timer)
+        *wake = timer_at;
+    return false;
+}
+
+int64_t kte_send_backoff(int64_t *backoff_ms, bool progress, uint64_t rand, int64_t now)
+{
+    int64_t b = progress ? 0 : *backoff_ms;
+    b = b ? b * 2 : KTE_BACKOFF_BASE_MS;
+    if (b > KTE_BACKOFF_CAP_MS)
+        b = KTE_BACKOFF_CAP_MS;
+    *backoff_ms = b;
+    return now + (int64_t)(rand % (uint64_t)(b + 1));
+}
+
+enum kte_rec_outcome kte_send_outcome(enum kte_put_status st, const struct kte_rec_result *results,
+                                      size_t i)
+{
+    switch (st) {
+    case KTE_PUT_OK:
+        return results[i].outcome;
+    case KTE_PUT_PERMANENT:
+        return KTE_REC_PERMANENT;
+    default:
+        return KTE_REC_RETRY;
+    }
+}
+
+uint64_t kte_send_random(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    return x;
+}

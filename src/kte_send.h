@@ -1,0 +1,64 @@
+/* The sender's decisions, as pure functions of a snapshot (like kte_flush):
+ * whether to call PutRecords now, how long to back off, what to do with each
+ * record of an answered call. The pipeline takes the snapshot under its lock
+ * and acts on the answer; the tests call these without threads or clocks.
+ * Times are monotonic milliseconds (kte_clock). */
+#ifndef KTE_SEND_H
+#define KTE_SEND_H
+
+#include "kte_batch.h"
+#include "kte_config.h"
+#include "kte_kinesis.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KTE_BACKOFF_BASE_MS 25
+#define KTE_BACKOFF_CAP_MS  2000
+#define KTE_MIN_ATTEMPT_MS  20 /* less time than this left in a flush: do not start a request */
+
+/* One caller of kte_pipeline_flush: it waits for every record up to seq
+ * upto, until its deadline. Flushes compose: each waiter keeps its own
+ * request on a list until it returns, so one flush ending never ends
+ * another's. */
+struct kte_flush_req {
+    uint64_t upto;
+    int64_t deadline_ms;
+    struct kte_flush_req *next;
+};
+
+/* What should_send looks at. */
+struct kte_send_view {
+    size_t queued;       /* records waiting */
+    size_t queued_bytes; /* their data + partition keys */
+    bool head_is_report; /* the oldest one is a kte.dropped record */
+    uint64_t head_seq;
+    const struct kte_flush_req *flushes; /* waiting flushes, any order */
+    enum kte_flush_mode mode;
+    long interval_ms;        /* the continuous mode's timer */
+    int64_t last_flush_ms;   /* last flush or (continuous) last call */
+    int64_t next_attempt_ms; /* backoff: no call before this */
+};
+
+/* Whether to call PutRecords at now; otherwise *wake is when to look again
+ * (0: only when something changes). */
+bool kte_send_should(const struct kte_send_view *v, int64_t now, int64_t *wake);
+
+/* The backoff after a call that left records to retry: exponential with full
+ * jitter (AWS's recommendation). *backoff_ms is the current cap (0 after a
+ * success, or after a call that stored some records: progress keeps the
+ * wait short); it grows to base * 2^k up to KTE_BACKOFF_CAP_MS. Returns when
+ * the next attempt may start, a uniformly drawn moment in [now, now + cap]
+ * from rand. */
+int64_t kte_send_backoff(int64_t *backoff_ms, bool progress, uint64_t rand, int64_t now);
+
+/* What becomes of record i of a call answered with st. */
+enum kte_rec_outcome kte_send_outcome(enum kte_put_status st, const struct kte_rec_result *results,
+                                      size_t i);
+
+/* xorshift64: cheap randomness for partition keys and jitter, one state per
+ * thread that uses it (never shared). */
+uint64_t kte_send_random(uint64_t *state);
+
+#endif
