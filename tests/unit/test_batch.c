@@ -2,7 +2,6 @@
  * error codes and their classification. */
 #include "kte_batch.h"
 
-
 #include "kte_test_util.h"
 
 #define MiB 1048576u
