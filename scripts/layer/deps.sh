@@ -265,13 +265,18 @@ build_openssl() {
       --openssldir=/opt/kinesis-telemetry-extension/ssl \
       no-shared no-module no-dso no-engine no-legacy no-tests no-docs no-apps \
       $OPENSSL_DISABLE &&
-    # The build information compiled into libcrypto (OpenSSL_version(
-    # OPENSSL_CFLAGS)) would carry the build paths: generate it without them.
+    # No build path may end up in the binary (reproducible zips): the
+    # compiler flags compiled into libcrypto (OpenSSL_version(OPENSSL_CFLAGS))
+    # are regenerated without them, and the engines and modules directories
+    # (unused: no-engine, no-module; only reported by OpenSSL_version) point
+    # under OPENSSLDIR instead of the install prefix.
     make build_generated &&
-    perl "$(src_of openssl)/util/mkbuildinf.pl" "$(basename "$CC") $DEP_CFLAGS" "$OPENSSL_TARGET" |
-      sed -e "s|$REPO|.|g" -e "s|$DEPS|layer-deps|g" > crypto/buildinf.h.new &&
+    perl "$(src_of openssl)/util/mkbuildinf.pl" \
+      "$(basename "$CC") $(sed -e "s|$REPO|.|g" -e "s|$DEPS|layer-deps|g" <<<"$DEP_CFLAGS")" \
+      "$OPENSSL_TARGET" > crypto/buildinf.h.new &&
     mv crypto/buildinf.h.new crypto/buildinf.h &&
-    make -j"$JOBS" build_libs &&
+    make -j"$JOBS" build_libs ENGINESDIR=/opt/kinesis-telemetry-extension/ssl/engines-3 \
+      MODULESDIR=/opt/kinesis-telemetry-extension/ssl/ossl-modules &&
     make install_dev)
 }
 
@@ -301,7 +306,9 @@ build_curl() {
   # HTTP and HTTPS (OpenSSL) only; no compression, IDN, PSL, HTTP/2, LDAP,
   # SSH, RTMP, GSSAPI; no CA bundle or path compiled in (the extension always
   # sets CURLOPT_CAINFO or CURLOPT_CAPATH itself). AWS SigV4 needs HTTP auth
-  # and crypto auth, which stay.
+  # and crypto auth, which stay. No OpenSSL configuration file is loaded, not
+  # even one named by OPENSSL_CONF in the function's environment (which Lambda
+  # passes on to extensions): the extension's TLS is the same in every runtime.
   (cd "$b" && autoconf_env "$(src_of curl)/configure" \
       --host="$HOST_TRIPLET" --build="$(gcc -dumpmachine)" --prefix="$PREFIX" \
       --disable-shared --enable-static --disable-dependency-tracking \
@@ -320,7 +327,8 @@ build_curl() {
       --disable-netrc --disable-progress-meter --disable-alt-svc --disable-hsts \
       --disable-unix-sockets --disable-dnsshuffle --disable-get-easy-options \
       --disable-digest-auth --disable-kerberos-auth --disable-negotiate-auth --disable-bearer-auth \
-      --enable-threaded-resolver --enable-ipv6 --enable-symbol-hiding &&
+      --enable-threaded-resolver --enable-ipv6 --enable-symbol-hiding \
+      --disable-openssl-auto-load-config &&
     make -C lib -j"$JOBS" &&
     make -C lib install && make -C include install &&
     make install-pkgconfigDATA)

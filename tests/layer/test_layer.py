@@ -147,6 +147,16 @@ def test_binary_is_static_stripped_and_for_the_arch(arch, binary):
     assert binary.stat().st_size < 4_000_000
 
 
+def test_binary_holds_no_build_path(arch, binary):
+    """What makes the zips the same from any checkout: no absolute path of the
+    work tree or of the dependency cache is compiled in (OpenSSL records its
+    compiler flags and install directories, musl-gcc and curl their sources)."""
+    data = binary.read_bytes()
+    for path in {str(REPO), str((REPO / "build" / "layer-deps").resolve()),
+                 os.environ.get("KTE_LAYER_DEPS_DIR", str(REPO))}:
+        assert path.encode() not in data, path
+
+
 # --------------------------------------------------------------------------
 # running in a bare chroot
 
