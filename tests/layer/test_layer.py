@@ -300,7 +300,13 @@ def test_ip_address_endpoint_is_verified_against_the_certificate(arch, binary, m
 def test_tls13_only_endpoint_is_reached(arch, binary, make_root, pki, tmp_path):
     """A server that accepts TLS 1.3 only completes the handshake with the
     extension (which has verified its certificate by then) and receives a
-    PutRecords request over it."""
+    PutRecords request over it -- even with OPENSSL_CONF naming a
+    configuration that allows RSA signatures only (the test certificate is
+    ECDSA): the layer loads no OpenSSL configuration, whatever the function's
+    environment says."""
+    cnf = tmp_path / "rsa-only.cnf"
+    cnf.write_text("openssl_conf = conf\n[conf]\nssl_conf = ssl\n[ssl]\n"
+                   "system_default = sys\n[sys]\nSignatureAlgorithms = RSA-PSS+SHA256:RSA+SHA256\n")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.load_cert_chain(pki / "server.crt", pki / "server.key")
@@ -327,9 +333,10 @@ def test_tls13_only_endpoint_is_reached(arch, binary, make_root, pki, tmp_path):
     t = threading.Thread(target=serve, daemon=True)
     t.start()
     try:
-        root, wrapper = make_root(arch, binary, ca_bundle=pki / "ca.crt")
+        root, wrapper = make_root(arch, binary, ca_bundle=pki / "ca.crt",
+                                  extra={"etc/rsa-only.cnf": cnf})
         res = run_in_root(wrapper, f"https://localhost:{srv.getsockname()[1]}", "tls13", tmp_path,
-                          KTE_FLUSH_TIMEOUT_MS="300")
+                          KTE_FLUSH_TIMEOUT_MS="300", OPENSSL_CONF="/etc/rsa-only.cnf")
     finally:
         stop.set()
         t.join(5)
