@@ -3,17 +3,21 @@
 #
 #   build/layer-x86_64.zip, build/layer-arm64.zip
 #
-# each holding only extensions/kinesis-telemetry-extension (mode 0755): the
+# each holding extensions/kinesis-telemetry-extension (mode 0755): the
 # extension linked statically against musl, stripped, so it runs under every
-# Lambda runtime (Amazon Linux 2 and 2023, OS-only and language runtimes).
+# Lambda runtime (Amazon Linux 2 and 2023, OS-only and language runtimes);
+# and, outside extensions/, kinesis-telemetry-extension/ with the project's
+# LICENSE and NOTICE and the licence and copyright texts of every library in
+# the binary (licenses/<package>/: debian/copyright and upstream's files).
 #
-# Dependencies (musl for arm64, mbedTLS, libcurl, libmicrohttpd, yajl) are
-# built from the Debian 12 source packages pinned in scripts/layer/versions.sh
-# (`apt-get source NAME=VERSION`, through a private apt configuration with its
-# own deb-src entries) into a cache under build/layer-deps/<arch>/, rebuilt
-# only when the pins, scripts/layer/deps.sh or the compiler change.
-# x86_64 uses Debian's musl-gcc (musl-tools); arm64 is cross-compiled with
-# Debian's gcc-aarch64-linux-gnu and a musl built from Debian's musl source.
+# Dependencies (musl, OpenSSL, libcurl, libmicrohttpd, yajl) are built from
+# the Debian source packages (Debian 13, yajl Debian 12) pinned in
+# scripts/layer/versions.sh (`apt-get source NAME=VERSION`, through a private
+# apt configuration with its own deb-src entries) into a cache under
+# build/layer-deps/<arch>/, rebuilt only when the pins, scripts/layer/deps.sh
+# or the compiler change. musl is compiled from Debian's source with Debian's
+# gcc (x86_64) or gcc-aarch64-linux-gnu (arm64); its musl-gcc wrapper then
+# compiles everything else.
 #
 # Usage: scripts/build-layer.sh [--arch x86_64|arm64]... [-j N] [--clean-deps]
 #   --arch        architecture(s) to build (default: both)
@@ -67,6 +71,7 @@ fetch_sources
 EXT=kinesis-telemetry-extension
 
 EXT_CFLAGS=""
+NOTICES_DIR=$EXT  # the zip's directory (under /opt in Lambda) for the notices
 
 # The extension for $ARCH, from this work tree, against the cached deps.
 build_extension() {
@@ -79,6 +84,8 @@ build_extension() {
     cmake -S "$REPO" -B "$cm" -DCMAKE_BUILD_TYPE=MinSizeRel \
       -DCMAKE_TOOLCHAIN_FILE="$ARCH_DIR/toolchain.cmake" \
       -DKTE_STATIC=ON -DKTE_TESTS=OFF -DKTE_SANITIZE=OFF \
+      -DKTE_LIBC_VERSION="musl/$(pkg_upstream "$(pkg_version "$(pin_of musl)")")" \
+      -DKTE_BUILD_SOURCES="${KTE_LAYER_SOURCES[*]}" \
       -DCMAKE_C_FLAGS="$DEP_CFLAGS $EXT_CFLAGS" \
       -DCMAKE_EXE_LINKER_FLAGS="-Wl,--gc-sections -Wl,-O1 -Wl,--hash-style=gnu -Wl,--build-id=sha1"
   run_step extension-build cmake --build "$cm" --target "$EXT" -j "$JOBS"
@@ -87,8 +94,14 @@ build_extension() {
   "$STRIP" --strip-all -R .comment -o "$stage/extensions/$EXT" "$cm/$EXT"
   chmod 0755 "$stage/extensions/$EXT"
   check_binary "$stage/extensions/$EXT"
-  python3 "$REPO/scripts/layer/mkzip.py" "$BUILD/layer-$ARCH.zip" \
-    "$stage/extensions/$EXT=extensions/$EXT"
+  write_notices "$stage/$NOTICES_DIR"
+  # The binary first, then the notices in name order (mkzip.py: mode 0755 for
+  # executables, 0644 for the rest).
+  local entries=("$stage/extensions/$EXT=extensions/$EXT") f
+  while IFS= read -r f; do
+    entries+=("$stage/$f=$f")
+  done < <(cd "$stage" && find "$NOTICES_DIR" -type f | LC_ALL=C sort)
+  python3 "$REPO/scripts/layer/mkzip.py" "$BUILD/layer-$ARCH.zip" "${entries[@]}"
 }
 
 # The layer binary must be a static, stripped executable for $ARCH.

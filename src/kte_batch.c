@@ -1,6 +1,7 @@
 #include "kte_batch.h"
 
-#include <mbedtls/base64.h>
+#include <limits.h>
+#include <openssl/evp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,11 +38,13 @@ int kte_batch_body(struct kte_buf *out, const char *stream_name, const char *str
         if (kte_buf_puts(out, i ? ",{\"Data\":\"" : "{\"Data\":\"") ||
             kte_buf_reserve(out, b64 + 1))
             return -1;
-        size_t olen = 0;
-        if (mbedtls_base64_encode((unsigned char *)out->data + out->len, b64 + 1, &olen,
-                                  (const unsigned char *)r->data, r->data_len) != 0)
+        /* OpenSSL's table encoder (libcrypto, linked anyway for TLS): writes
+         * exactly b64 characters and a NUL, which the reservation covers. */
+        if (r->data_len > (size_t)INT_MAX / 2 ||
+            EVP_EncodeBlock((unsigned char *)out->data + out->len, (const unsigned char *)r->data,
+                            (int)r->data_len) != (int)b64)
             return -1;
-        out->len += olen;
+        out->len += b64;
         if (kte_buf_puts(out, "\",\"PartitionKey\":") ||
             kte_buf_json_string(out, r->pk, r->pk_len) || kte_buf_puts(out, "}"))
             return -1;

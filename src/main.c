@@ -11,6 +11,7 @@
 #include "kte_log.h"
 #include "kte_pipeline.h"
 #include "kte_record.h"
+#include "kte_version.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -202,7 +203,9 @@ __attribute__((noreturn)) static void init_fail(struct app *a, const char *type,
 
 int main(int argc, char **argv)
 {
-    (void)argc;
+    /* What is in this binary, for users and scanners; no Lambda needed. */
+    if (argc == 2 && strcmp(argv[1], "--version") == 0)
+        return kte_version_print(stdout) == 0 ? 0 : 1;
     static struct app a; /* large; lives for the whole process */
     atomic_flag_clear(&a.exiting);
     pthread_mutex_init(&a.gate_mu, NULL);

@@ -28,7 +28,7 @@ ensure_host_packages() {
 }
 
 # ---------------------------------------------------------------------------
-# sources: a private apt configuration (deb822 deb-src entries for bookworm,
+# sources: a private apt configuration (deb822 deb-src entries for trixie,
 # its own lists and cache under $DEPS/apt) so the machine's apt setup is
 # neither needed nor changed.
 
@@ -53,7 +53,7 @@ setup_apt() {
   APT_DIR=$DEPS/apt
   mkdir -p "$APT_DIR/sources.list.d" "$APT_DIR/lists/partial" "$APT_DIR/cache/archives/partial"
   cat > "$APT_DIR/sources.list.d/kte-layer-src.sources" <<EOF
-# Written by scripts/build-layer.sh: Debian 12 source packages for the layer build.
+# Written by scripts/build-layer.sh: Debian source packages for the layer build.
 Types: deb-src
 URIs: $KTE_LAYER_DEBIAN_MIRROR
 Suites: $KTE_LAYER_SUITES
@@ -118,15 +118,12 @@ prepare_source() {
   dir=$DEPS/src/$(pkg_dir "$s")
   case $(pkg_name "$s") in
     curl)
-      # Debian's series ends with the patches that turn the tree into the
-      # GnuTLS and NSS flavours; its rules `quilt pop` them before building
-      # the OpenSSL flavour. Do the same, then regenerate the build system as
-      # its rules do (./buildconf) since the patches touch configure.ac.
-      log "preparing curl source (reverse 99_nss, 90_gnutls; autoreconf)"
-      (cd "$dir" &&
-        patch -R -p1 -s -f < debian/patches/99_nss.patch &&
-        patch -R -p1 -s -f < debian/patches/90_gnutls.patch &&
-        autoreconf -fi) > "$DEPS/src/prepare-curl.log" 2>&1 ||
+      # Debian's series applies as is to the OpenSSL flavour (its last patch,
+      # ZZZgnutls-build, only renames the library when configured with
+      # GnuTLS); regenerate the build system as its rules do (autoreconf -fi),
+      # since the patches touch configure.ac and Makefile.am.
+      log "preparing curl source (autoreconf)"
+      (cd "$dir" && autoreconf -fi) > "$DEPS/src/prepare-curl.log" 2>&1 ||
         { tail -30 "$DEPS/src/prepare-curl.log" >&2; die "preparing the curl source failed"; }
       ;;
   esac
@@ -145,17 +142,20 @@ setup_toolchain() {
     x86_64)
       HOST_TRIPLET=x86_64-linux-musl
       CROSS=
-      MUSL_SYSROOT=/usr/lib/x86_64-linux-musl
-      CC=/usr/bin/musl-gcc
+      OPENSSL_TARGET=linux-x86_64
       ;;
     arm64)
       HOST_TRIPLET=aarch64-linux-musl
       CROSS=aarch64-linux-gnu-
-      MUSL_SYSROOT=$ARCH_DIR/musl
-      CC=$MUSL_SYSROOT/bin/musl-gcc
+      OPENSSL_TARGET=linux-aarch64
       ;;
     *) die "unknown architecture $ARCH (x86_64 or arm64)" ;;
   esac
+  # musl from Debian's source for both architectures, installed into a
+  # sysroot whose generated musl-gcc wrapper (a specs file around Debian's
+  # gcc) is the compiler of everything else.
+  MUSL_SYSROOT=$ARCH_DIR/musl
+  CC=$MUSL_SYSROOT/bin/musl-gcc
   AR=${CROSS}ar
   RANLIB=${CROSS}ranlib
   NM=${CROSS}nm
@@ -174,12 +174,7 @@ cache_key() {
   {
     cat "$REPO/scripts/layer/versions.sh" "$REPO/scripts/layer/deps.sh"
     echo "$DEP_CFLAGS" | sed "s|$REPO|REPO|g"
-    if [ "$ARCH" = x86_64 ]; then
-      gcc --version | head -1
-      dpkg-query -W -f='${Version}\n' musl-dev
-    else
-      ${CROSS}gcc --version | head -1
-    fi
+    ${CROSS}gcc --version | head -1
   } | sha256sum | cut -c1-16
 }
 
@@ -217,15 +212,8 @@ prepare_arch() {
     echo "$key" > "$ARCH_DIR/.key"
   fi
   write_toolchain
-  if [ "$ARCH" = x86_64 ]; then
-    local have want
-    have=$(dpkg-query -W -f='${Version}' musl-dev 2>/dev/null || true)
-    want=$(pkg_version "$(pin_of musl)")
-    [ "$have" = "$want" ] ||
-      log "[$ARCH] warning: Debian's musl-dev is $have, versions.sh pins musl=$want"
-  fi
   dep musl build_musl
-  dep mbedtls build_mbedtls
+  dep openssl build_openssl
   dep curl build_curl
   dep libmicrohttpd build_libmicrohttpd
   dep yajl build_yajl
@@ -246,87 +234,101 @@ autoconf_env() {
 }
 
 build_musl() {
-  if [ "$ARCH" = x86_64 ]; then
-    # Debian's musl-tools: /usr/bin/musl-gcc with musl-dev's libc.a.
-    [ -x "$CC" ] || die "musl-gcc missing (Debian package musl-tools)"
-    return 0
-  fi
-  # arm64: Debian's musl source, cross-compiled with Debian's
-  # aarch64-linux-gnu gcc, installed into a sysroot with its musl-gcc wrapper.
-  local b=$ARCH_DIR/build/musl src
+  # Debian's musl source, compiled with Debian's gcc for $ARCH (cross for
+  # arm64), installed into a sysroot with its musl-gcc wrapper.
+  local b=$ARCH_DIR/build/musl src gnu
   src=$(src_of musl)
+  gnu=x86_64-linux-gnu
+  [ "$ARCH" = arm64 ] && gnu=aarch64-linux-gnu
   rm -rf "$b" "$MUSL_SYSROOT"
   mkdir -p "$b"
   (cd "$b" &&
-    "$src/configure" --target=aarch64-linux-gnu --prefix="$MUSL_SYSROOT" \
+    "$src/configure" --target="$gnu" --prefix="$MUSL_SYSROOT" \
       --syslibdir="$MUSL_SYSROOT/lib" --disable-shared \
-      CROSS_COMPILE=aarch64-linux-gnu- CC=aarch64-linux-gnu-gcc CFLAGS="-Os -pipe" &&
+      CROSS_COMPILE="$gnu-" CC="$gnu-gcc" CFLAGS="-Os -pipe" &&
     make -j"$JOBS" && make install)
   [ -x "$MUSL_SYSROOT/bin/musl-gcc" ] || { echo "no musl-gcc wrapper installed"; return 1; }
 }
 
-build_mbedtls() {
-  local b=$ARCH_DIR/build/mbedtls
+build_openssl() {
+  local b=$ARCH_DIR/build/openssl
   rm -rf "$b"
-  mkdir -p "$ARCH_DIR/build"
-  cp -a "$(src_of mbedtls)" "$b"
+  mkdir -p "$b"
+  # Static libcrypto and libssl for an HTTPS client, and nothing else.
+  # OPENSSLDIR is a directory no runtime has, so no system openssl.cnf (Amazon
+  # Linux's crypto policies, say) changes the extension's TLS; the CA bundle
+  # is always set by the extension itself.
   (cd "$b" &&
-    # As Debian's rules do: thread-safe contexts (the extension sends from one
-    # thread while the Lambda API client runs in another).
-    python3 scripts/config.py set MBEDTLS_THREADING_C &&
-    python3 scripts/config.py set MBEDTLS_THREADING_PTHREAD &&
-    # Not needed by an HTTPS client and only make the binary bigger/weaker.
-    for opt in $MBEDTLS_UNSET; do python3 scripts/config.py unset "$opt" || exit 1; done &&
-    make -C library -j"$JOBS" CC="$CC" AR="$AR" RANLIB="$RANLIB" CFLAGS="$DEP_CFLAGS" static &&
-    mkdir -p "$PREFIX/include" "$PREFIX/lib" &&
-    cp -R include/mbedtls include/psa "$PREFIX/include/" &&
-    cp library/libmbedcrypto.a library/libmbedx509.a library/libmbedtls.a "$PREFIX/lib/")
+    env CC="$CC" AR="$AR" RANLIB="$RANLIB" NM="$NM" CFLAGS="$DEP_CFLAGS" \
+      SOURCE_DATE_EPOCH="$KTE_LAYER_SOURCE_DATE_EPOCH" \
+      perl "$(src_of openssl)/Configure" "$OPENSSL_TARGET" --prefix="$PREFIX" --libdir=lib \
+      --openssldir=/opt/kinesis-telemetry-extension/ssl \
+      no-shared no-module no-dso no-engine no-legacy no-tests no-docs no-apps \
+      $OPENSSL_DISABLE &&
+    # No build path may end up in the binary (reproducible zips): the
+    # compiler flags compiled into libcrypto (OpenSSL_version(OPENSSL_CFLAGS))
+    # are regenerated without them, and the engines and modules directories
+    # (unused: no-engine, no-module; only reported by OpenSSL_version) point
+    # under OPENSSLDIR instead of the install prefix.
+    make build_generated &&
+    perl "$(src_of openssl)/util/mkbuildinf.pl" \
+      "$(basename "$CC") $(sed -e "s|$REPO|.|g" -e "s|$DEPS|layer-deps|g" <<<"$DEP_CFLAGS")" \
+      "$OPENSSL_TARGET" > crypto/buildinf.h.new &&
+    mv crypto/buildinf.h.new crypto/buildinf.h &&
+    make -j"$JOBS" build_libs ENGINESDIR=/opt/kinesis-telemetry-extension/ssl/engines-3 \
+      MODULESDIR=/opt/kinesis-telemetry-extension/ssl/ossl-modules &&
+    make install_dev)
 }
 
-# Switched off in mbedTLS: old protocol versions, DTLS, the TLS server side
-# and rarely used ciphers. Kinesis endpoints speak TLS 1.2 with ECDHE and
-# AES-GCM, with RSA or ECDSA certificates, all of which stay.
-MBEDTLS_UNSET="MBEDTLS_SSL_PROTO_TLS1 MBEDTLS_SSL_PROTO_TLS1_1 MBEDTLS_SSL_CBC_RECORD_SPLITTING
-  MBEDTLS_SSL_PROTO_DTLS
-  MBEDTLS_SSL_DTLS_ANTI_REPLAY MBEDTLS_SSL_DTLS_HELLO_VERIFY
-  MBEDTLS_SSL_DTLS_CLIENT_PORT_REUSE MBEDTLS_SSL_DTLS_BADMAC_LIMIT MBEDTLS_SSL_COOKIE_C
-  MBEDTLS_SSL_SRV_C MBEDTLS_SSL_CACHE_C MBEDTLS_SSL_TICKET_C
-  MBEDTLS_ARC4_C MBEDTLS_BLOWFISH_C MBEDTLS_CAMELLIA_C MBEDTLS_ARIA_C MBEDTLS_XTEA_C
-  MBEDTLS_DES_C MBEDTLS_RIPEMD160_C MBEDTLS_NET_C MBEDTLS_TIMING_C
-  MBEDTLS_PKCS12_C MBEDTLS_PKCS5_C MBEDTLS_PEM_WRITE_C
-  MBEDTLS_X509_CSR_PARSE_C MBEDTLS_X509_CRT_WRITE_C MBEDTLS_X509_CSR_WRITE_C
-  MBEDTLS_X509_CREATE_C MBEDTLS_SELF_TEST MBEDTLS_VERSION_FEATURES MBEDTLS_DEBUG_C
-  MBEDTLS_PSA_CRYPTO_C MBEDTLS_PSA_CRYPTO_STORAGE_C MBEDTLS_PSA_ITS_FILE_C
-  MBEDTLS_KEY_EXCHANGE_PSK_ENABLED MBEDTLS_KEY_EXCHANGE_DHE_PSK_ENABLED
-  MBEDTLS_KEY_EXCHANGE_ECDHE_PSK_ENABLED MBEDTLS_KEY_EXCHANGE_RSA_PSK_ENABLED
-  MBEDTLS_KEY_EXCHANGE_ECJPAKE_ENABLED MBEDTLS_ECJPAKE_C"
+# Switched off in OpenSSL: protocol versions before TLS 1.2, DTLS and QUIC,
+# compression, SRP/PSK, old or national ciphers and digests, the client
+# functions curl does not use here (OCSP, CT, CMS, CMP, timestamps, its HTTP
+# client), post-quantum signatures (no certificate uses them), kernel TLS,
+# the secure heap (needs Linux kernel headers musl does not carry; it guards
+# long-lived private keys, which a TLS client without client certificates has
+# none of) and file names in error records. TLS 1.2 and 1.3 with ECDHE (X25519, P-256/384,
+# the hybrid X25519MLKEM768 key share that 3.5 offers first), AES-GCM and
+# ChaCha20-Poly1305, RSA and ECDSA certificates (what AWS endpoints use) stay,
+# with the assembly (AES-NI/ARMv8 crypto, SHA extensions) of each target.
+OPENSSL_DISABLE="no-ssl3 no-ssl3-method no-tls1 no-tls1-method no-tls1_1 no-tls1_1-method
+  no-dtls no-quic no-sctp no-srtp no-comp no-zlib no-srp no-psk no-gost no-idea no-mdc2
+  no-rc2 no-rc4 no-rc5 no-bf no-cast no-camellia no-aria no-seed no-sm2 no-sm3 no-sm4
+  no-whirlpool no-md4 no-des no-dsa no-siv no-siphash no-scrypt no-argon2 no-ec2m
+  no-ocsp no-ct no-cms no-cmp no-ts no-http no-rfc3779 no-ml-dsa no-slh-dsa
+  no-ktls no-async no-afalgeng no-ui-console no-filenames no-ssl-trace no-unit-test
+  no-autoload-config no-sslkeylog no-tfo no-thread-pool no-default-thread-pool
+  no-secure-memory"
 
 build_curl() {
   local b=$ARCH_DIR/build/curl
   rm -rf "$b"
   mkdir -p "$b"
-  # HTTP and HTTPS (mbedTLS) only; no compression, IDN, PSL, HTTP/2, LDAP,
+  # HTTP and HTTPS (OpenSSL) only; no compression, IDN, PSL, HTTP/2, LDAP,
   # SSH, RTMP, GSSAPI; no CA bundle or path compiled in (the extension always
   # sets CURLOPT_CAINFO or CURLOPT_CAPATH itself). AWS SigV4 needs HTTP auth
-  # and crypto auth, which stay.
+  # and crypto auth, which stay. No OpenSSL configuration file is loaded, not
+  # even one named by OPENSSL_CONF in the function's environment (which Lambda
+  # passes on to extensions): the extension's TLS is the same in every runtime.
   (cd "$b" && autoconf_env "$(src_of curl)/configure" \
       --host="$HOST_TRIPLET" --build="$(gcc -dumpmachine)" --prefix="$PREFIX" \
       --disable-shared --enable-static --disable-dependency-tracking \
-      --with-mbedtls="$PREFIX" --without-openssl --without-gnutls --without-wolfssl \
-      --without-bearssl --without-rustls --without-nss --without-hyper \
+      --with-openssl="$PREFIX" --without-mbedtls --without-gnutls --without-wolfssl \
+      --without-bearssl --without-rustls --without-openssl-quic \
       --without-zlib --without-brotli --without-zstd --without-libidn2 --without-libpsl \
-      --without-nghttp2 --without-ngtcp2 --without-nghttp3 --without-quiche --without-msh3 \
+      --without-nghttp2 --without-ngtcp2 --without-nghttp3 --without-quiche \
       --without-libssh2 --without-libssh --without-wolfssh --without-librtmp \
       --without-gssapi --without-libgsasl \
-      --without-ca-bundle --without-ca-path --without-ca-fallback \
+      --without-ca-bundle --without-ca-path \
       --enable-http --disable-ftp --disable-file --disable-ldap --disable-ldaps \
       --disable-rtsp --disable-dict --disable-telnet --disable-tftp --disable-pop3 \
       --disable-imap --disable-smb --disable-smtp --disable-gopher --disable-mqtt \
       --disable-websockets --disable-manual --disable-libcurl-option --disable-ntlm \
-      --disable-ntlm-wb --disable-tls-srp --disable-cookies --disable-doh --disable-mime \
+      --disable-tls-srp --disable-cookies --disable-doh --disable-mime \
       --disable-netrc --disable-progress-meter --disable-alt-svc --disable-hsts \
       --disable-unix-sockets --disable-dnsshuffle --disable-get-easy-options \
-      --enable-threaded-resolver --enable-ipv6 --enable-symbol-hiding &&
+      --disable-digest-auth --disable-kerberos-auth --disable-negotiate-auth --disable-bearer-auth \
+      --enable-threaded-resolver --enable-ipv6 --enable-symbol-hiding \
+      --disable-openssl-auto-load-config &&
     make -C lib -j"$JOBS" &&
     make -C lib install && make -C include install &&
     make install-pkgconfigDATA)
@@ -342,7 +344,7 @@ build_libmicrohttpd() {
       --disable-shared --enable-static --disable-dependency-tracking \
       --with-threads=posix --disable-https --without-gnutls --disable-doc \
       --disable-examples --disable-curl --disable-nls --disable-postprocessor \
-      --disable-bauth --disable-dauth --disable-httpupgrade &&
+      --disable-bauth --disable-dauth --disable-httpupgrade --disable-cookie --disable-tools &&
     make -C src/microhttpd -j"$JOBS" &&
     make -C src/microhttpd install && make -C src/include install &&
     make install-pkgconfigDATA)
@@ -396,4 +398,77 @@ set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
 set(CMAKE_FIND_LIBRARY_SUFFIXES .a)
 EOF
+}
+
+# ---------------------------------------------------------------------------
+# licences: what travels with the binary in the zip
+
+# package:licence:upstream files (besides debian/copyright, which every
+# package has; these are the texts debian/copyright refers to or summarises).
+KTE_LAYER_LICENSES=(
+  "musl:MIT:COPYRIGHT"
+  "openssl:Apache-2.0:LICENSE.txt"
+  "curl:curl (MIT-style):COPYING"
+  "libmicrohttpd:LGPL-2.1-or-later:COPYING"
+  "yajl:ISC:COPYING"
+)
+
+license_entry() {
+  local e
+  for e in "${KTE_LAYER_LICENSES[@]}"; do
+    [ "${e%%:*}" = "$1" ] && { echo "$e"; return 0; }
+  done
+  die "no licence entry for $1 in KTE_LAYER_LICENSES (scripts/layer/deps.sh)"
+}
+
+# write_notices DIR: the project's LICENSE and NOTICE, THIRD-PARTY-NOTICES and
+# licenses/<package>/ (debian/copyright as `copyright`, upstream's licence
+# files) for every pinned package, all mode 0644 (mkzip.py keeps that).
+write_notices() {
+  local dir=$1 s name src e lic files f version
+  version=$(sed -n 's/^project(.* VERSION \([0-9.]*\).*/\1/p' "$REPO/CMakeLists.txt")
+  rm -rf "$dir"
+  mkdir -p "$dir/licenses"
+  install -m 0644 "$REPO/LICENSE" "$dir/LICENSE"
+  install -m 0644 "$REPO/NOTICE" "$dir/NOTICE"
+  {
+    echo "kinesis-telemetry-extension $version -- third-party notices"
+    echo
+    echo "extensions/kinesis-telemetry-extension (Apache-2.0, see LICENSE and NOTICE)"
+    echo "links statically the following libraries, each built from the Debian source"
+    echo "package named (any version is kept at https://snapshot.debian.org/). Their"
+    echo "copyright and licence texts are in licenses/<package>/: \`copyright\` is the"
+    echo "package's debian/copyright, the other files are upstream's."
+    echo
+    for s in "${KTE_LAYER_SOURCES[@]}"; do
+      name=$(pkg_name "$s")
+      e=$(license_entry "$name")
+      lic=${e#*:}; lic=${lic%:*}
+      printf '  %-14s %-24s %s\n' "$name" "$(pkg_version "$s")" "$lic"
+    done
+    echo
+    echo "GCC's libgcc (helper routines the compiler may call) is covered by the GCC"
+    echo "Runtime Library Exception, which puts no conditions on the program."
+    echo
+    echo "libmicrohttpd is licensed under the GNU LGPL, version 2.1 or later"
+    echo "(licenses/libmicrohttpd/COPYING). You may change it and relink the extension"
+    echo "with your version: the complete source of the extension is public under"
+    echo "Apache-2.0, and its \`make layer\` (scripts/build-layer.sh, docs/layer.md)"
+    echo "rebuilds this zip from that source and the Debian source packages above;"
+    echo "replace the libmicrohttpd source (or build/layer-deps/<arch>/prefix/lib/"
+    echo "libmicrohttpd.a) with yours and run it again."
+  } > "$dir/THIRD-PARTY-NOTICES"
+  chmod 0644 "$dir/THIRD-PARTY-NOTICES"
+  for s in "${KTE_LAYER_SOURCES[@]}"; do
+    name=$(pkg_name "$s")
+    src=$DEPS/src/$(pkg_dir "$s")
+    e=$(license_entry "$name")
+    files=${e##*:}
+    mkdir -p "$dir/licenses/$name"
+    install -m 0644 "$src/debian/copyright" "$dir/licenses/$name/copyright"
+    for f in $files; do
+      install -m 0644 "$src/$f" "$dir/licenses/$name/$f"
+    done
+  done
+  chmod -R u=rwX,go=rX "$dir"
 }

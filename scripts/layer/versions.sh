@@ -1,7 +1,8 @@
 # Pinned inputs of the Lambda layer build (sourced by scripts/build-layer.sh).
 #
-# Every library in the layer binary is built from a Debian 12 (bookworm)
-# source package at exactly this version, fetched with
+# Every library in the layer binary is built from a Debian source package at
+# exactly this version -- Debian 13 (trixie), the current stable release, for
+# all but yajl (see below) -- fetched with
 # `apt-get source NAME=VERSION` (signature-checked by apt against Debian's
 # archive keyring). Changing a line here invalidates the dependency cache
 # under build/layer-deps/ and rebuilds from scratch.
@@ -11,27 +12,31 @@
 # the version it lists, rebuild, run tests/layer/run.sh and note the new
 # versions in docs/layer.md.
 
-# name=version pairs, in build order. musl is built from source only for
-# arm64 (the x86_64 build uses Debian's musl-tools, checked against this pin).
+# name=version pairs, in build order; musl is built from source for both
+# architectures. yajl stays at Debian 12's security-patched 2.1.0 (the same
+# upstream release as trixie's 2.1.0-5, whose .dsc this build host's mirror
+# does not serve); everything else is trixie's.
 KTE_LAYER_SOURCES=(
-  "musl=1.2.3-1"
-  "mbedtls=2.28.3-1"
-  "curl=7.88.1-10+deb12u15"
-  "libmicrohttpd=0.9.75-6"
+  "musl=1.2.5-3.1~deb13u1"
+  "openssl=3.5.7-1~deb13u2"
+  "curl=8.14.1-2+deb13u5"
+  "libmicrohttpd=1.0.1-4"
   "yajl=2.1.0-3+deb12u2"
 )
 
-# Debian suites the sources come from (deb-src, main only).
+# Debian suites the sources come from (deb-src, main only). The build host may
+# stay Debian 12: its debian-archive-keyring (2023.3+deb12u2) holds trixie's
+# archive keys, so apt checks trixie's signed indexes as it does bookworm's.
 KTE_LAYER_DEBIAN_MIRROR="http://deb.debian.org/debian"
 KTE_LAYER_DEBIAN_SECURITY_MIRROR="http://deb.debian.org/debian-security"
-KTE_LAYER_SUITES="bookworm bookworm-updates"
-KTE_LAYER_SECURITY_SUITES="bookworm-security"
+KTE_LAYER_SUITES="trixie trixie-updates bookworm bookworm-updates"
+KTE_LAYER_SECURITY_SUITES="trixie-security bookworm-security"
 
 # Host (build machine) Debian packages the build needs.
 KTE_LAYER_HOST_PACKAGES=(
   build-essential cmake pkg-config dpkg-dev python3 file
   autoconf automake libtool
-  musl-tools gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu
+  gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross
   debian-archive-keyring
 )
 

@@ -38,6 +38,22 @@ AMAZON_LINUX_BUNDLE = "etc/pki/tls/certs/ca-bundle.crt"
 QEMU = "/usr/bin/qemu-aarch64-static"
 
 
+NOTICES_DIR = "kinesis-telemetry-extension/"  # /opt/kinesis-telemetry-extension/ in Lambda
+
+
+def layer_sources():
+    """The NAME=VERSION pins of scripts/layer/versions.sh, in order."""
+    out = subprocess.run(["bash", "-c", '. scripts/layer/versions.sh && '
+                          'printf "%s\\n" "${KTE_LAYER_SOURCES[@]}"'],
+                         cwd=REPO, check=True, capture_output=True, text=True).stdout
+    return [line.split("=", 1) for line in out.splitlines()]
+
+
+def upstream_version(debian_version):
+    """1.2.5-3.1~deb13u1 -> 1.2.5 (no epoch, no Debian revision)."""
+    return debian_version.split(":", 1)[-1].rsplit("-", 1)[0]
+
+
 def layer_zip_path(arch):
     return REPO / "build" / f"layer-{arch}.zip"
 
@@ -171,7 +187,7 @@ def make_root(tmp_path, require_root):
         cmd.append(f"/opt/extensions/{EXT_NAME}")
         wrapper = tmp_path / f"wrap-{arch}" / EXT_NAME  # registers under this name
         wrapper.parent.mkdir()
-        wrapper.write_text("#!/bin/sh\nexec " + " ".join(f"'{c}'" for c in cmd) + "\n")
+        wrapper.write_text("#!/bin/sh\nexec " + " ".join(f"'{c}'" for c in cmd) + ' "$@"\n')
         wrapper.chmod(0o755)
         return root, wrapper
 

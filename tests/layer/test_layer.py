@@ -1,7 +1,9 @@
 """The Lambda layer zips (build/layer-<arch>.zip from scripts/build-layer.sh).
 
-For each architecture: the zip holds exactly extensions/kinesis-telemetry-
-extension with mode 0755; the binary is static (no PT_INTERP, no dynamic
+For each architecture: the zip holds extensions/kinesis-telemetry-extension
+with mode 0755 and, outside extensions/, the project's licence and the licence
+and copyright texts of every library in the binary; `--version` names the
+libraries and the Debian source packages they were built from; the binary is static (no PT_INTERP, no dynamic
 section), stripped and for the right machine; run from a bare chroot (only the
 CA bundle at the Amazon Linux path, /etc/hosts, /etc/resolv.conf, /dev/null,
 /dev/urandom) under lambda-sim -- natively for x86_64, under qemu-user for
@@ -15,13 +17,17 @@ import collections
 import hashlib
 import os
 import re
+import socket
+import ssl
 import subprocess
+import threading
 import zipfile
 
 import pytest
 
 import harness
-from conftest import ARCHES, ENTRY, EXT_NAME, REPO, layer_zip_path
+from conftest import (ARCHES, ENTRY, EXT_NAME, NOTICES_DIR, REPO, layer_sources, layer_zip_path,
+                      upstream_version)
 
 INVOKES = 3
 LINES = 4
@@ -49,15 +55,77 @@ def sha256(path):
 # the artifacts
 
 
-def test_zip_holds_only_the_extension_with_mode_0755(arch, binary):
+def test_zip_holds_the_extension_with_mode_0755_and_notices_outside_extensions(arch, binary):
     with zipfile.ZipFile(layer_zip_path(arch)) as zf:
         infos = zf.infolist()
-        assert [i.filename for i in infos] == [ENTRY]
-        info = infos[0]
-        assert info.create_system == 3, "Unix attributes"
-        assert info.external_attr >> 16 == 0o100755, oct(info.external_attr >> 16)
-        assert info.date_time == (1980, 1, 1, 0, 0, 0)
+        assert infos[0].filename == ENTRY
+        # /opt/extensions/ must hold executables only: the notices live in
+        # /opt/kinesis-telemetry-extension/, as plain files.
+        rest = [i.filename for i in infos[1:]]
+        assert rest and all(n.startswith(NOTICES_DIR) for n in rest), rest
+        assert rest == sorted(rest)
+        for info in infos:
+            assert info.create_system == 3, "Unix attributes"
+            mode = 0o100755 if info.filename == ENTRY else 0o100644
+            assert info.external_attr >> 16 == mode, (info.filename, oct(info.external_attr >> 16))
+            assert info.date_time == (1980, 1, 1, 0, 0, 0)
         assert zf.testzip() is None
+
+
+# What --version calls each library, and the Debian source package it comes from.
+LIBRARY_PACKAGE = {"libcurl": "curl", "OpenSSL": "openssl", "libmicrohttpd": "libmicrohttpd",
+                   "yajl": "yajl", "musl": "musl"}
+
+
+def version_output(make_root, arch, binary):
+    """`kinesis-telemetry-extension --version` in a bare chroot, empty environment."""
+    _root, wrapper = make_root(arch, binary, ca_bundle=None)
+    return subprocess.run([str(wrapper), "--version"], env={}, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_version_names_every_library_and_its_source_package(arch, binary, make_root):
+    res = version_output(make_root, arch, binary)
+    assert res.returncode == 0, res
+    lines = res.stdout.splitlines()
+    version = re.search(r"project\([^)]*VERSION ([0-9.]+)", (REPO / "CMakeLists.txt").read_text()).group(1)
+    pins = layer_sources()
+    upstream = {name: upstream_version(v) for name, v in pins}
+    assert lines == [
+        f"kinesis-telemetry-extension {version}",
+        " ".join(f"{lib}/{upstream[pkg]}" for lib, pkg in LIBRARY_PACKAGE.items()),
+        "built from Debian source packages: " + " ".join(f"{n}={v}" for n, v in pins),
+    ], res.stdout
+
+
+def test_zip_has_the_notices_of_every_linked_library(arch, binary, make_root):
+    """Every library --version reports (what is in the binary) has its
+    debian/copyright and upstream's licence text in the zip; the project's
+    Apache-2.0 LICENSE and NOTICE are there too."""
+    libs = version_output(make_root, arch, binary).stdout.splitlines()[1].split()
+    names = [lib.split("/")[0] for lib in libs]
+    assert sorted(names) == sorted(LIBRARY_PACKAGE), libs
+    with zipfile.ZipFile(layer_zip_path(arch)) as zf:
+        files = {n: zf.read(n).decode("utf-8", "replace") for n in zf.namelist()
+                 if n.startswith(NOTICES_DIR)}
+    lic = NOTICES_DIR + "licenses/"
+    assert "Apache License" in files[NOTICES_DIR + "LICENSE"]
+    assert "Version 2.0" in files[NOTICES_DIR + "LICENSE"]
+    assert "kinesis-telemetry-extension" in files[NOTICES_DIR + "NOTICE"]
+    third = files[NOTICES_DIR + "THIRD-PARTY-NOTICES"]
+    pins = dict(layer_sources())
+    for lib in names:
+        pkg = LIBRARY_PACKAGE[lib]
+        copyright_ = files.get(f"{lic}{pkg}/copyright", "")
+        assert re.search(r"^Copyright|^ *Copyright|Copyright:", copyright_, re.M), pkg
+        upstream = [n for n in files if n.startswith(f"{lic}{pkg}/") and not n.endswith("/copyright")]
+        assert upstream and all(len(files[n]) > 500 for n in upstream), (pkg, upstream)
+        assert re.search(rf"^  {re.escape(pkg)} +{re.escape(pins[pkg])} ", third, re.M), pkg
+    # Licences whose text must travel with the binary, by package.
+    assert "GNU LESSER GENERAL PUBLIC LICENSE" in files[lic + "libmicrohttpd/COPYING"]
+    assert "Version 2.1" in files[lic + "libmicrohttpd/COPYING"]
+    assert "Apache License" in files[lic + "openssl/LICENSE.txt"]
+    assert "make layer" in third and "relink" in third
 
 
 def test_binary_is_static_stripped_and_for_the_arch(arch, binary):
@@ -76,7 +144,17 @@ def test_binary_is_static_stripped_and_for_the_arch(arch, binary):
     sections = subprocess.run([readelf, "-SW", str(binary)], check=True, capture_output=True,
                               text=True).stdout
     assert ".symtab" not in sections and ".debug" not in sections, sections
-    assert binary.stat().st_size < 1_500_000
+    assert binary.stat().st_size < 4_000_000
+
+
+def test_binary_holds_no_build_path(arch, binary):
+    """What makes the zips the same from any checkout: no absolute path of the
+    work tree or of the dependency cache is compiled in (OpenSSL records its
+    compiler flags and install directories, musl-gcc and curl their sources)."""
+    data = binary.read_bytes()
+    for path in {str(REPO), str((REPO / "build" / "layer-deps").resolve()),
+                 os.environ.get("KTE_LAYER_DEPS_DIR", str(REPO))}:
+        assert path.encode() not in data, path
 
 
 # --------------------------------------------------------------------------
@@ -175,12 +253,15 @@ def test_without_a_ca_bundle_init_fails_with_tls_config(arch, binary, make_root,
 
 
 @pytest.mark.parametrize("arch", ["x86_64"])
-def test_ssl_cert_dir_works_with_mbedtls_curl(arch, binary, make_root, pki, kinesis_tls, stream,
+def test_ssl_cert_dir_works_with_openssl_curl(arch, binary, make_root, pki, kinesis_tls, stream,
                                               tmp_path):
-    """CURLOPT_CAPATH (SSL_CERT_DIR) in the mbedTLS build: a directory of PEM
-    files, no bundle at any default path."""
+    """CURLOPT_CAPATH (SSL_CERT_DIR) in the OpenSSL build: an OpenSSL-style
+    hashed directory (<subject hash>.0, as `openssl rehash` makes), no bundle
+    at any default path."""
+    h = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in", str(pki / "ca.crt")],
+                       check=True, capture_output=True, text=True).stdout.strip()
     root, wrapper = make_root(arch, binary, ca_bundle=None,
-                              extra={"certs/test-ca.pem": pki / "ca.crt"})
+                              extra={f"certs/{h}.0": pki / "ca.crt"})
     res = run_in_root(wrapper, tls_endpoint(kinesis_tls), stream, tmp_path, SSL_CERT_DIR="/certs")
     assert_every_event_delivered(res, kinesis_tls, stream, tmp_path)
 
@@ -197,13 +278,71 @@ def test_untrusted_certificate_is_refused(arch, binary, make_root, pki, kinesis_
     res = run_in_root(wrapper, tls_endpoint(kinesis_tls), stream, tmp_path,
                       KTE_FLUSH_TIMEOUT_MS="300")
     assert kinesis_tls.read_all(stream) == [], res.describe()
-    # curl's mbedTLS message ("Cert verify failed: BADCERT_NOT_TRUSTED") or
-    # its error code, whichever the extension logs.
-    assert re.search(r"BADCERT_NOT_TRUSTED|curl error 60\b|SSL peer certificate", res.stderr), \
+    # curl's OpenSSL message ("SSL certificate problem: unable to get local
+    # issuer certificate") or its error code, whichever the extension logs.
+    assert re.search(r"SSL certificate problem|curl error 60\b|SSL peer certificate", res.stderr), \
         res.describe()
     emf = harness.emf_lines(res.stderr)
     assert len(emf) == 1 and emf[0]["EventsDelivered"] == 0 and emf[0]["BatchesFailed"] > 0, \
         res.stderr[-3000:]
+
+
+def test_ip_address_endpoint_is_verified_against_the_certificate(arch, binary, make_root, pki,
+                                                               kinesis_tls, stream, tmp_path):
+    """OpenSSL matches an IP address endpoint against the certificate's IP
+    subjectAltName (the test certificate has IP:127.0.0.1)."""
+    root, wrapper = make_root(arch, binary, ca_bundle=pki / "ca.crt")
+    res = run_in_root(wrapper, f"https://127.0.0.1:{kinesis_tls.tls_port}", stream, tmp_path)
+    assert_every_event_delivered(res, kinesis_tls, stream, tmp_path)
+
+
+@pytest.mark.parametrize("arch", ["x86_64"])
+def test_tls13_only_endpoint_is_reached(arch, binary, make_root, pki, tmp_path):
+    """A server that accepts TLS 1.3 only completes the handshake with the
+    extension (which has verified its certificate by then) and receives a
+    PutRecords request over it -- even with OPENSSL_CONF naming a
+    configuration that allows RSA signatures only (the test certificate is
+    ECDSA): the layer loads no OpenSSL configuration, whatever the function's
+    environment says."""
+    cnf = tmp_path / "rsa-only.cnf"
+    cnf.write_text("openssl_conf = conf\n[conf]\nssl_conf = ssl\n[ssl]\n"
+                   "system_default = sys\n[sys]\nSignatureAlgorithms = RSA-PSS+SHA256:RSA+SHA256\n")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.load_cert_chain(pki / "server.crt", pki / "server.key")
+    srv = socket.create_server(("127.0.0.1", 0))
+    srv.settimeout(0.5)
+    seen, stop = [], threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            try:
+                with ctx.wrap_socket(conn, server_side=True) as tls:
+                    tls.settimeout(5)
+                    head = tls.recv(4096).split(b"\r\n", 1)[0].decode("latin-1")
+                    seen.append((tls.version(), head))
+                    tls.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                b"Connection: close\r\n\r\n")
+            except (OSError, ssl.SSLError) as e:
+                seen.append(("error", str(e)))
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        root, wrapper = make_root(arch, binary, ca_bundle=pki / "ca.crt",
+                                  extra={"etc/rsa-only.cnf": cnf})
+        res = run_in_root(wrapper, f"https://localhost:{srv.getsockname()[1]}", "tls13", tmp_path,
+                          KTE_FLUSH_TIMEOUT_MS="300", OPENSSL_CONF="/etc/rsa-only.cnf")
+    finally:
+        stop.set()
+        t.join(5)
+        srv.close()
+    assert seen, res.describe()
+    assert seen[0] == ("TLSv1.3", "POST / HTTP/1.1"), seen
 
 
 # --------------------------------------------------------------------------

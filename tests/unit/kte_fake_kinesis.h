@@ -6,7 +6,8 @@
 #ifndef KTE_FAKE_KINESIS_H
 #define KTE_FAKE_KINESIS_H
 
-#include <mbedtls/base64.h>
+#include "kte_test_util.h"
+
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -75,7 +76,8 @@ static int record_request(struct fake *f, const char *body, int idx)
         const char *b64 = YAJL_GET_STRING(d);
         size_t olen = 0;
         unsigned char *out = malloc(strlen(b64) + 1);
-        mbedtls_base64_decode(out, strlen(b64), &olen, (const unsigned char *)b64, strlen(b64));
+        if (kt_b64_decode(b64, strlen(b64), out, strlen(b64) + 1, &olen) != 0)
+            olen = 0; /* counted as no sequence number: the test then fails on counts */
         f->req_seqs[idx][i] = seq_of(out, olen);
         out[olen] = '\0';
         if (olen < sizeof f->report && strstr((const char *)out, "kte.dropped")) {

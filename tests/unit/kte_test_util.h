@@ -15,12 +15,32 @@
 #include <sys/stat.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 #include <yajl/yajl_tree.h>
 
 /* Fixtures owned by these tests, and the read-only reference fixtures that
  * live next to the repository (absent in some checkouts: tests skip). */
 #define KT_FIXTURES        KTE_SOURCE_DIR "/tests/unit/fixtures"
 #define KT_SHARED_FIXTURES KTE_SOURCE_DIR "/../shared/fixtures"
+
+/* ---- base64 ------------------------------------------------------------ */
+
+/* Decodes len characters of standard base64 (len a multiple of 4) into out;
+ * *olen is the number of bytes, without the zeros EVP_DecodeBlock writes for
+ * the '=' padding. -1 for invalid input or when out is too small. */
+static inline int kt_b64_decode(const char *in, size_t len, unsigned char *out, size_t cap,
+                                size_t *olen)
+{
+    *olen = 0;
+    if (len % 4 || len / 4 * 3 > cap || len > (size_t)1 << 30)
+        return -1;
+    int n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len);
+    if (n < 0)
+        return -1;
+    size_t pad = (len > 0 && in[len - 1] == '=') + (len > 1 && in[len - 2] == '=');
+    *olen = (size_t)n - pad;
+    return 0;
+}
 
 /* ---- files ------------------------------------------------------------- */
 

@@ -1,0 +1,48 @@
+#include "kte_version.h"
+
+#include <curl/curl.h>
+#include <microhttpd.h>
+#include <yajl/yajl_version.h>
+#ifdef __GLIBC__
+#include <gnu/libc-version.h>
+#endif
+
+/* Set by CMakeLists.txt (project version) and, for the layer, by
+ * scripts/build-layer.sh (musl's version, the Debian source packages). */
+#ifndef KTE_VERSION
+#define KTE_VERSION "unknown"
+#endif
+#ifndef KTE_LIBC_VERSION
+#define KTE_LIBC_VERSION "musl"
+#endif
+
+size_t kte_version_text(char *buf, size_t cap)
+{
+    const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+    int yv = yajl_version();
+    char libc[64];
+#ifdef __GLIBC__
+    snprintf(libc, sizeof libc, "glibc/%s", gnu_get_libc_version());
+#else
+    snprintf(libc, sizeof libc, "%s", KTE_LIBC_VERSION);
+#endif
+    const char *sources = "";
+#ifdef KTE_BUILD_SOURCES
+    sources = "built from Debian source packages: " KTE_BUILD_SOURCES "\n";
+#endif
+    int n = snprintf(buf, cap,
+                     "kinesis-telemetry-extension %s\n"
+                     "libcurl/%s %s libmicrohttpd/%s yajl/%d.%d.%d %s\n%s",
+                     KTE_VERSION, cv->version, cv->ssl_version ? cv->ssl_version : "(no TLS)",
+                     MHD_get_version(), yv / 10000, yv / 100 % 100, yv % 100, libc, sources);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+int kte_version_print(FILE *out)
+{
+    char buf[512];
+    size_t n = kte_version_text(buf, sizeof buf);
+    if (n >= sizeof buf)
+        n = sizeof buf - 1;
+    return fwrite(buf, 1, n, out) == n && fflush(out) == 0 ? 0 : -1;
+}
