@@ -77,6 +77,9 @@ NOTICES_DIR=$EXT  # the zip's directory (under /opt in Lambda) for the notices
 build_extension() {
   local out=$BUILD/layer-build/$ARCH
   local cm=$out/cmake stage=$out/stage
+  # A fresh configure each time (a few seconds): a cache from an older
+  # dependency set would keep linking libraries that are gone.
+  rm -rf "$cm"
   mkdir -p "$cm"
   # -DKTE_STATIC=ON: -static and static pkg-config libraries. Size flags and
   # --gc-sections come from the command line, so CMakeLists.txt stays as is.
