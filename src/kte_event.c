@@ -6,7 +6,7 @@
 #include <string.h>
 #include <yajl/yajl_parse.h>
 
-enum key { KEY_OTHER = 0, KEY_TYPE, KEY_RECORD, KEY_REQUEST_ID };
+enum key { KEY_OTHER = 0, KEY_TYPE, KEY_RECORD, KEY_REQUEST_ID, KEY_TENANT_ID };
 
 struct state {
     yajl_handle h;
@@ -108,6 +108,8 @@ static int on_string(void *ctx, const unsigned char *v, size_t n)
         copy_field(s->cur.type, sizeof s->cur.type, v, n);
     else if (s->in_record && s->depth == s->event_depth + 2 && s->key3 == KEY_REQUEST_ID)
         copy_field(s->cur.request_id, sizeof s->cur.request_id, v, n);
+    else if (s->in_record && s->depth == s->event_depth + 2 && s->key3 == KEY_TENANT_ID)
+        copy_field(s->cur.tenant_id, sizeof s->cur.tenant_id, v, n);
     return scalar(s);
 }
 
@@ -137,7 +139,9 @@ static int on_key(void *ctx, const unsigned char *k, size_t n)
                   : (n == 6 && !memcmp(k, "record", 6)) ? KEY_RECORD
                                                         : KEY_OTHER;
     } else if (s->in_record && s->depth == s->event_depth + 2) {
-        s->key3 = (n == 9 && !memcmp(k, "requestId", 9)) ? KEY_REQUEST_ID : KEY_OTHER;
+        s->key3 = (n == 9 && !memcmp(k, "requestId", 9))  ? KEY_REQUEST_ID
+                  : (n == 8 && !memcmp(k, "tenantId", 8)) ? KEY_TENANT_ID
+                                                          : KEY_OTHER;
     }
     s->prev_end = now(s);
     return 1;
