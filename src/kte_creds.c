@@ -335,6 +335,7 @@ void kte_creds_invalidate(struct kte_creds_provider *p)
     if (!kte_creds_refreshable(p))
         return;
     p->stale = true;
+    p->retry_at_ms = 0;
     p->http.fresh_connect = true;
 }
 
@@ -342,15 +343,18 @@ int kte_creds_ensure(struct kte_creds_provider *p, int64_t now_ms, char *err, si
 {
     if (!kte_creds_refreshable(p))
         return 0;
-    bool valid = p->have && (!p->cur.expiration_ms || now_ms < p->cur.expiration_ms);
-    if (valid && !p->stale && !kte_creds_refresh_due(&p->cur, now_ms))
+    if (p->have && !p->stale && !kte_creds_refresh_due(&p->cur, now_ms))
         return 0;
-    /* After a failed fetch, a set that is still valid is used for a while
-     * rather than asking the endpoint again on every request. */
-    if (valid && now_ms < p->retry_at_ms)
+    /* Not more often than this, even when due: an endpoint answers with the
+     * same set until it expires (Expiration has whole seconds, the
+     * endpoint's clock may not), and a failing endpoint is not hammered. The
+     * set it answered last is used meanwhile; Kinesis has the last word. */
+    if (p->have && now_ms < p->retry_at_ms)
         return 0;
-    if (fetch(p, now_ms, err, errlen) == 0)
+    int rc = fetch(p, now_ms, err, errlen);
+    p->retry_at_ms = now_ms + (rc == 0 ? KTE_CREDS_MIN_INTERVAL_MS : KTE_CREDS_RETRY_MS);
+    if (rc == 0)
         return 0;
-    p->retry_at_ms = now_ms + KTE_CREDS_RETRY_MS;
-    return valid ? 0 : -1;
+    /* Keep using a set that has not expired: the endpoint may recover. */
+    return p->have && (!p->cur.expiration_ms || now_ms < p->cur.expiration_ms) ? 0 : -1;
 }

@@ -35,7 +35,8 @@ struct kte_creds {
  * hands out the same set until then, so refetching sooner gains nothing). */
 #define KTE_CREDS_MAX_MARGIN_MS 300000
 #define KTE_CREDS_MIN_MARGIN_MS 250
-#define KTE_CREDS_RETRY_MS      1000
+#define KTE_CREDS_RETRY_MS        1000 /* after a failed fetch */
+#define KTE_CREDS_MIN_INTERVAL_MS 500  /* between two fetches, unless invalidated */
 
 /* When c should be replaced (epoch ms); INT64_MAX for credentials that do
  * not expire. */
@@ -70,7 +71,7 @@ struct kte_creds_provider {
     bool stale;          /* refresh before the next use, whatever the expiration */
     unsigned version;    /* bumped each time cur changes */
     unsigned fetches;    /* container fetches that returned a set */
-    int64_t retry_at_ms; /* after a failed fetch: no other before this */
+    int64_t retry_at_ms; /* no fetch before this unless invalidated */
 };
 
 /* Takes the credentials from the environment (cfg), or fetches the first set
