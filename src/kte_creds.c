@@ -186,12 +186,10 @@ bool kte_creds_uri_allowed(const char *uri)
 
 bool kte_creds_error_is_expired(const char *code)
 {
-    static const char *const codes[] = {"ExpiredTokenException",
-                                        "ExpiredToken",
-                                        "RequestExpired",
-                                        "InvalidClientTokenId",
-                                        "UnrecognizedClientException",
-                                        "InvalidSignatureException"};
+    /* Not InvalidSignatureException or RequestExpired: those are a wrong
+     * region or clock, which new credentials do not cure. */
+    static const char *const codes[] = {"ExpiredTokenException", "ExpiredToken",
+                                        "UnrecognizedClientException"};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
         if (!strcmp(code, codes[i]))
             return true;
@@ -339,20 +337,32 @@ void kte_creds_invalidate(struct kte_creds_provider *p)
     p->http.fresh_connect = true;
 }
 
-int kte_creds_ensure(struct kte_creds_provider *p, int64_t now_ms, char *err, size_t errlen)
+bool kte_creds_should_fetch(const struct kte_creds *cur, bool have, bool stale, int64_t retry_at_ms,
+                            int64_t now_ms)
 {
-    if (!kte_creds_refreshable(p))
-        return 0;
-    if (p->have && !p->stale && !kte_creds_refresh_due(&p->cur, now_ms))
-        return 0;
-    /* Not more often than this, even when due: an endpoint answers with the
-     * same set until it expires (Expiration has whole seconds, the
+    if (!have)
+        return true;
+    if (!stale && !kte_creds_refresh_due(cur, now_ms))
+        return false;
+    /* Not more often than retry_at_ms, even when due: an endpoint answers
+     * with the same set until it expires (Expiration has whole seconds, the
      * endpoint's clock may not), and a failing endpoint is not hammered. The
      * set it answered last is used meanwhile; Kinesis has the last word. */
-    if (p->have && now_ms < p->retry_at_ms)
+    return now_ms >= retry_at_ms;
+}
+
+int64_t kte_creds_next_fetch(bool ok, int64_t now_ms)
+{
+    return now_ms + (ok ? KTE_CREDS_MIN_INTERVAL_MS : KTE_CREDS_RETRY_MS);
+}
+
+int kte_creds_ensure(struct kte_creds_provider *p, int64_t now_ms, char *err, size_t errlen)
+{
+    if (!kte_creds_refreshable(p) ||
+        !kte_creds_should_fetch(&p->cur, p->have, p->stale, p->retry_at_ms, now_ms))
         return 0;
     int rc = fetch(p, now_ms, err, errlen);
-    p->retry_at_ms = now_ms + (rc == 0 ? KTE_CREDS_MIN_INTERVAL_MS : KTE_CREDS_RETRY_MS);
+    p->retry_at_ms = kte_creds_next_fetch(rc == 0, now_ms);
     if (rc == 0)
         return 0;
     /* Keep using a set that has not expired: the endpoint may recover. */

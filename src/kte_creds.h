@@ -33,8 +33,8 @@ struct kte_creds {
  * five minutes before, as the SDKs do for container credentials); when that
  * quarter is shorter than this, the set is used until it expires (an endpoint
  * hands out the same set until then, so refetching sooner gains nothing). */
-#define KTE_CREDS_MAX_MARGIN_MS 300000
-#define KTE_CREDS_MIN_MARGIN_MS 250
+#define KTE_CREDS_MAX_MARGIN_MS   300000
+#define KTE_CREDS_MIN_MARGIN_MS   250
 #define KTE_CREDS_RETRY_MS        1000 /* after a failed fetch */
 #define KTE_CREDS_MIN_INTERVAL_MS 500  /* between two fetches, unless invalidated */
 
@@ -43,6 +43,14 @@ struct kte_creds {
 int64_t kte_creds_refresh_at(const struct kte_creds *c);
 /* Whether c should be replaced at now (epoch ms). */
 bool kte_creds_refresh_due(const struct kte_creds *c, int64_t now_ms);
+
+/* The cache's rule (kte_creds_ensure): fetch when there is no set, or when
+ * the set is due (or stale: refused by Kinesis, or a restore) and no fetch
+ * happened since retry_at_ms; otherwise use the cached set. */
+bool kte_creds_should_fetch(const struct kte_creds *cur, bool have, bool stale, int64_t retry_at_ms,
+                            int64_t now_ms);
+/* retry_at_ms after a fetch at now that succeeded (ok) or failed. */
+int64_t kte_creds_next_fetch(bool ok, int64_t now_ms);
 
 /* "2026-11-29T21:00:00Z", with optional fractional seconds and a "Z",
  * "+hh:mm" or "-hh:mm" zone, to epoch ms. 0 or -1. */
