@@ -174,6 +174,21 @@ def by_environment(run):
     return envs
 
 
+SCHEMA = json.loads((harness.REPO / "docs" / "record.schema.json").read_text())
+
+
+def assert_envelope_fields(run):
+    """Every envelope uses only the members docs/record.schema.json names."""
+    allowed = set(SCHEMA["properties"])
+    for e in run.envelopes:
+        members = {k for k in e if not k.startswith("_")}
+        assert members <= allowed, members - allowed
+        assert set(SCHEMA["required"]) <= members
+        if "restoredFrom" in e:
+            assert HEX32.match(e["restoredFrom"]) and e["restoredFrom"] != e["environment"]
+        assert e.get("redelivered", True) is True
+
+
 def assert_each_event_once(run):
     """The stream holds every delivered event exactly once (as a multiset of
     exact bytes: an event delivered again, like a re-delivered init event,
@@ -188,6 +203,7 @@ def assert_each_event_once(run):
     assert sum(m["EventsReceived"] for m in run.emf) == len(run.delivered), run.describe()
     assert got == want, (f"missing {sum((want - got).values())}, extra {sum((got - want).values())}\n"
                          + run.describe())
+    assert_envelope_fields(run)
     for env_id, es in by_environment(run).items():
         assert HEX32.match(env_id), env_id
         # Each environment numbers its events 1, 2, 3... without gaps.
