@@ -315,8 +315,11 @@ int main(int argc, char **argv)
         if (ev.type == KTE_NEXT_SHUTDOWN)
             on_shutdown(&a, &ev, deadline, last_rid);
         snprintf(last_rid, sizeof last_rid, "%s", ev.request_id);
-        if (a.cfg.snapstart)
+        if (a.cfg.snapstart) {
+            lifecycle_enter(&a);
             kte_pipeline_invoked(a.pipeline); /* the first INVOKE may be a restore */
+            lifecycle_leave(&a);
+        }
         on_invoke(&a, &ev, deadline);
     }
 }
