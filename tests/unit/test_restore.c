@@ -57,12 +57,19 @@ static int restored_telemetry(struct kte_restore *r, int invokes)
     return begun;
 }
 
+/* A process through its original init. */
+static struct kte_restore after_init(bool snapstart, bool report_after_arm)
+{
+    struct kte_restore r;
+    kte_restore_init(&r, snapstart);
+    original_init(&r, report_after_arm);
+    return r;
+}
+
 static void test_not_snapstart_never_restores(void **state)
 {
     (void)state;
-    struct kte_restore r;
-    kte_restore_init(&r, false);
-    original_init(&r, true);
+    struct kte_restore r = after_init(false, true);
     assert_false(kte_restore_on_invoke(&r));
     assert_int_equal(restored_telemetry(&r, 2), 0);
     assert_int_equal(r.restores, 0);
@@ -72,9 +79,7 @@ static void test_not_snapstart_never_restores(void **state)
 static void test_invoke_first(void **state)
 {
     (void)state;
-    struct kte_restore r;
-    kte_restore_init(&r, true);
-    original_init(&r, true);
+    struct kte_restore r = after_init(true, true);
     assert_true(kte_restore_on_invoke(&r));
     assert_int_equal(restored_telemetry(&r, 2), 0);
     assert_false(kte_restore_on_invoke(&r)); /* the next invoke is just an invoke */
@@ -85,9 +90,7 @@ static void test_invoke_first(void **state)
 static void test_telemetry_first(void **state)
 {
     (void)state;
-    struct kte_restore r;
-    kte_restore_init(&r, true);
-    original_init(&r, false);
+    struct kte_restore r = after_init(true, false);
     bool re;
     assert_true(ev(&r, "platform.initStart", &re));
     assert_true(re);
@@ -100,9 +103,7 @@ static void test_telemetry_first(void **state)
 static void test_restore_start_alone(void **state)
 {
     (void)state;
-    struct kte_restore r;
-    kte_restore_init(&r, true);
-    original_init(&r, true);
+    struct kte_restore r = after_init(true, true);
     bool re;
     assert_true(ev(&r, "platform.restoreStart", &re));
     assert_false(re);
@@ -117,9 +118,7 @@ static void test_restore_start_alone(void **state)
 static void test_same_process_restored_three_times(void **state)
 {
     (void)state;
-    struct kte_restore r;
-    kte_restore_init(&r, true);
-    original_init(&r, true);
+    struct kte_restore r = after_init(true, true);
     assert_true(kte_restore_on_invoke(&r));
     assert_int_equal(restored_telemetry(&r, 2), 0);
     assert_int_equal(restored_telemetry(&r, 2), 1);
