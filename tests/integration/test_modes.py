@@ -307,6 +307,8 @@ def test_container_credentials_rotate_and_sign_every_request(kinesis_local, stre
     assert len(used) == len(proxy.checked) >= 10
     assert len(set(used)) >= 3, collections.Counter(used)
     assert len(relay.sets()) >= 3
+    print(f"credential sets {len(relay.sets())}, fetches {len(relay.fetches)}, "
+          f"PutRecords {len(proxy.checked)}")
     # Cached: a set is fetched a few times near its end at most (the
     # endpoint hands out the same set until it expires), never per request.
     assert len(relay.fetches) <= 4 * len(relay.sets()), (len(relay.fetches), len(relay.sets()))
