@@ -101,6 +101,21 @@ static void copy_field(char *dst, size_t cap, const unsigned char *v, size_t n)
     }
 }
 
+/* record.tenantId as it stands in the body (no copy: views point into the
+ * body already): only when written without escapes, as Lambda's tenant ids
+ * are, and at most KTE_EVENT_TENANT_MAX bytes (a partition key's limit). */
+static void note_tenant(struct state *s, size_t decoded_len)
+{
+    size_t end = now(s), start = token_start(s);
+    size_t len = end - start;
+    if (len < 3 || len - 2 != decoded_len || decoded_len > KTE_EVENT_TENANT_MAX ||
+        s->body[start] != '"' || s->body[end - 1] != '"' ||
+        memchr(s->body + start + 1, '\\', len - 2))
+        return;
+    s->cur.tenant = s->body + start + 1;
+    s->cur.tenant_len = (unsigned short)decoded_len;
+}
+
 static int on_string(void *ctx, const unsigned char *v, size_t n)
 {
     struct state *s = ctx;
@@ -109,7 +124,7 @@ static int on_string(void *ctx, const unsigned char *v, size_t n)
     else if (s->in_record && s->depth == s->event_depth + 2 && s->key3 == KEY_REQUEST_ID)
         copy_field(s->cur.request_id, sizeof s->cur.request_id, v, n);
     else if (s->in_record && s->depth == s->event_depth + 2 && s->key3 == KEY_TENANT_ID)
-        copy_field(s->cur.tenant_id, sizeof s->cur.tenant_id, v, n);
+        note_tenant(s, n);
     return scalar(s);
 }
 

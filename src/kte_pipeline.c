@@ -273,7 +273,11 @@ static const char *partition_key(struct kte_pipeline *p, const struct kte_event_
     case KTE_PK_FUNCTION:
         return p->cfg->function_name;
     case KTE_PK_TENANT:
-        return ev->tenant_id[0] ? ev->tenant_id : p->env_id;
+        if (!ev->tenant_len || ev->tenant_len >= tmp_len)
+            return p->env_id;
+        memcpy(tmp, ev->tenant, ev->tenant_len);
+        tmp[ev->tenant_len] = '\0';
+        return tmp;
     case KTE_PK_RANDOM:
         snprintf(tmp, tmp_len, "%016llx", (unsigned long long)kte_send_random(&p->intake_rng));
         return tmp;
@@ -354,7 +358,7 @@ static void buffer_events(struct kte_pipeline *p, const struct kte_event_list *e
         bool redelivered;
         if (kte_restore_on_event(&p->restore, ev->type, &redelivered))
             begin_restore(p, seq);
-        char tmp[32];
+        char tmp[KTE_EVENT_TENANT_MAX + 1];
         const char *pk = partition_key(p, ev, rid, tmp, sizeof tmp);
         enum kte_build_error why;
         struct kte_rec *r = kte_record_build_flags(&p->rb, seq, ev->raw, ev->raw_len, pk,
