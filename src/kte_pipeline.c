@@ -288,7 +288,8 @@ static const char *partition_key(struct kte_pipeline *p, const struct kte_event_
 }
 
 /* A SnapStart restore begins (intake_mu held): a new environment id and
- * envelope whose seq starts at 1 with the event of pipeline seq first_seq,
+ * envelope whose seq starts at 1 with the event of pipeline seq first_seq
+ * (0: the next seq given out),
  * new randomness; the sender renews its connections and credentials before
  * its next request. Records built before keep their identity: delivered by
  * several restored copies in Lambda, they are byte-identical duplicates,
@@ -303,13 +304,13 @@ static void begin_restore(struct kte_pipeline *p, uint64_t first_seq)
         return;
     }
     if (kte_record_builder_init_restored(&rb, id, p->first_env_id, p->cfg->function_name,
-                                         p->cfg->function_version, p->cfg->region,
-                                         first_seq - 1) != 0) {
+                                         p->cfg->function_version, p->cfg->region, 0) != 0) {
         KTE_ERROR("SnapStart restore: out of memory; keeping environment %s", p->env_id);
         return;
     }
     p->intake_rng = seed | 1;
     pthread_mutex_lock(&p->mu);
+    rb.seq_base = (first_seq ? first_seq : p->next_seq) - 1;
     struct kte_record_builder old = p->rb;
     p->rb = rb;
     memcpy(p->env_id, id, sizeof id);
@@ -336,12 +337,8 @@ void kte_pipeline_init_done(struct kte_pipeline *p)
 void kte_pipeline_invoked(struct kte_pipeline *p)
 {
     pthread_mutex_lock(&p->intake_mu);
-    if (kte_restore_on_invoke(&p->restore)) {
-        pthread_mutex_lock(&p->mu);
-        uint64_t next = p->next_seq;
-        pthread_mutex_unlock(&p->mu);
-        begin_restore(p, next);
-    }
+    if (kte_restore_on_invoke(&p->restore))
+        begin_restore(p, 0);
     pthread_mutex_unlock(&p->intake_mu);
 }
 
