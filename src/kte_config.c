@@ -1,5 +1,6 @@
 #include "kte_config.h"
 
+#include "kte_creds.h"
 #include "kte_log.h"
 
 #include <errno.h>
@@ -223,7 +224,8 @@ static int get_choice(struct ctx *c, const char *name, const char *const *names,
 
 static int load_partition_key(struct ctx *c, struct kte_config *cfg)
 {
-    static const char *const names[] = {"environment", "request", "function", "random", NULL};
+    static const char *const names[] = {"environment", "request", "function",
+                                        "random",      "tenant",  NULL};
     int i;
     if (get_choice(c, "KTE_PARTITION_KEY", names, KTE_PK_ENVIRONMENT, &i))
         return -1;
@@ -391,6 +393,81 @@ static int parse_stream_arn(const char *arn, char *region, size_t region_len)
     return 0;
 }
 
+/* Credentials as the AWS SDKs look for them inside Lambda: the environment
+ * first; otherwise the container credentials provider (SnapStart gives only
+ * that). No credentials at all is an init error naming both sources. */
+static int load_credentials(struct ctx *c, struct kte_config *cfg)
+{
+    const char *ak = get(c, "AWS_ACCESS_KEY_ID");
+    const char *sk = get(c, "AWS_SECRET_ACCESS_KEY");
+    if (ak || sk) {
+        if (!ak || !sk)
+            return fail(c, ERR_MISSING,
+                        "%s is set but %s is not; set both (Lambda sets them from the "
+                        "function's execution role)",
+                        ak ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
+                        ak ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
+        if (strchr(ak, ':'))
+            return fail(c, ERR_INVALID, "AWS_ACCESS_KEY_ID contains ':', which no access key has");
+        if (copy_str(c, "AWS_ACCESS_KEY_ID", ak, cfg->access_key_id, sizeof cfg->access_key_id) ||
+            copy_str(c, "AWS_SECRET_ACCESS_KEY", sk, cfg->secret_access_key,
+                     sizeof cfg->secret_access_key))
+            return -1;
+        const char *tok = get(c, "AWS_SESSION_TOKEN");
+        cfg->session_token[0] = '\0';
+        if (tok &&
+            copy_str(c, "AWS_SESSION_TOKEN", tok, cfg->session_token, sizeof cfg->session_token))
+            return -1;
+        if (strpbrk(cfg->session_token, "\r\n"))
+            return fail(c, ERR_INVALID, "AWS_SESSION_TOKEN contains a line break");
+        cfg->creds_source = KTE_CREDS_ENV;
+        return 0;
+    }
+
+    /* As the SDKs: a relative URI (ECS) wins over a full one. */
+    const char *rel = get(c, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+    const char *full = get(c, "AWS_CONTAINER_CREDENTIALS_FULL_URI");
+    if (!rel && !full)
+        return fail(c, ERR_MISSING,
+                    "no AWS credentials: neither AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY nor "
+                    "AWS_CONTAINER_CREDENTIALS_FULL_URI (the container credentials endpoint, "
+                    "as SnapStart provides) is set; Lambda provides one of them from the "
+                    "function's execution role");
+    cfg->creds_source = KTE_CREDS_CONTAINER;
+    if (rel) {
+        if (rel[0] != '/')
+            return fail(c, ERR_INVALID,
+                        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI='%s' must start with '/'", rel);
+        int n =
+            snprintf(cfg->container_uri, sizeof cfg->container_uri, "http://169.254.170.2%s", rel);
+        if (n < 0 || (size_t)n >= sizeof cfg->container_uri)
+            return fail(c, ERR_INVALID, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI is too long");
+    } else {
+        if (!kte_creds_uri_allowed(full))
+            return fail(c, ERR_INVALID,
+                        "AWS_CONTAINER_CREDENTIALS_FULL_URI='%s' is not allowed: use https, or "
+                        "http to a loopback address (127.0.0.0/8, ::1, localhost) or to "
+                        "169.254.170.2, 169.254.170.23 or [fd00:ec2::23] (the AWS SDKs' rule)",
+                        full);
+        if (copy_str(c, "AWS_CONTAINER_CREDENTIALS_FULL_URI", full, cfg->container_uri,
+                     sizeof cfg->container_uri))
+            return -1;
+    }
+    /* The token file wins over the token, as in the SDKs. */
+    const char *file = get(c, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+    const char *tok = get(c, "AWS_CONTAINER_AUTHORIZATION_TOKEN");
+    if (file)
+        return copy_str(c, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", file,
+                        cfg->container_token_file, sizeof cfg->container_token_file);
+    if (tok) {
+        if (strpbrk(tok, "\r\n"))
+            return fail(c, ERR_INVALID, "AWS_CONTAINER_AUTHORIZATION_TOKEN contains a line break");
+        return copy_str(c, "AWS_CONTAINER_AUTHORIZATION_TOKEN", tok, cfg->container_token,
+                        sizeof cfg->container_token);
+    }
+    return 0;
+}
+
 static int load_destination(struct ctx *c, struct kte_config *cfg)
 {
     char arn_region[64] = "";
@@ -463,24 +540,7 @@ static int load_destination(struct ctx *c, struct kte_config *cfg)
         snprintf(cfg->endpoint, sizeof cfg->endpoint, "https://kinesis.%s.%s", cfg->region, suffix);
     }
 
-    const char *ak = get(c, "AWS_ACCESS_KEY_ID");
-    const char *sk = get(c, "AWS_SECRET_ACCESS_KEY");
-    if (!ak || !sk)
-        return fail(c, ERR_MISSING,
-                    "%s is not set; Lambda provides credentials from the "
-                    "function's execution role",
-                    !ak ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY");
-    if (strchr(ak, ':'))
-        return fail(c, ERR_INVALID, "AWS_ACCESS_KEY_ID contains ':', which no access key has");
-    if (copy_str(c, "AWS_ACCESS_KEY_ID", ak, cfg->access_key_id, sizeof cfg->access_key_id) ||
-        copy_str(c, "AWS_SECRET_ACCESS_KEY", sk, cfg->secret_access_key,
-                 sizeof cfg->secret_access_key))
-        return -1;
-    const char *tok = get(c, "AWS_SESSION_TOKEN");
-    cfg->session_token[0] = '\0';
-    if (tok && copy_str(c, "AWS_SESSION_TOKEN", tok, cfg->session_token, sizeof cfg->session_token))
-        return -1;
-    return 0;
+    return load_credentials(c, cfg);
 }
 
 int kte_config_load(struct kte_config *cfg, kte_getenv_fn getenv_fn, void *env, char *errtype,
@@ -500,6 +560,7 @@ int kte_config_load(struct kte_config *cfg, kte_getenv_fn getenv_fn, void *env, 
 
     const char *init_type = get(&c, "AWS_LAMBDA_INITIALIZATION_TYPE");
     cfg->managed_instances = init_type && !strcmp(init_type, "lambda-managed-instances");
+    cfg->snapstart = init_type && !strcmp(init_type, "snap-start");
     /* 2022-12-13 gives JSON log records as objects; Managed Instances need the
      * newer schema, the only one they accept. */
     cfg->schema_version = cfg->managed_instances ? "2025-01-29" : "2022-12-13";

@@ -14,9 +14,16 @@ enum kte_partition_key {
     KTE_PK_REQUEST,
     KTE_PK_FUNCTION,
     KTE_PK_RANDOM,
+    KTE_PK_TENANT, /* the event's tenantId, else the environment */
 };
 
 enum kte_flush_mode { KTE_FLUSH_END = 0, KTE_FLUSH_PERIODIC, KTE_FLUSH_CONTINUOUS };
+
+/* Where the signing credentials come from. */
+enum kte_creds_source {
+    KTE_CREDS_ENV = 0,   /* AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN */
+    KTE_CREDS_CONTAINER, /* AWS_CONTAINER_CREDENTIALS_FULL_URI (or _RELATIVE_URI) */
+};
 
 enum kte_overflow { KTE_OVERFLOW_DROP_OLDEST = 0, KTE_OVERFLOW_DROP_NEWEST };
 
@@ -31,6 +38,10 @@ struct kte_config {
     char access_key_id[256];
     char secret_access_key[256];
     char session_token[4096];
+    enum kte_creds_source creds_source;
+    char container_uri[KTE_CFG_STR];
+    char container_token[4096];             /* AWS_CONTAINER_AUTHORIZATION_TOKEN */
+    char container_token_file[KTE_CFG_STR]; /* ..._TOKEN_FILE: read at every fetch */
     /* TLS trust for https endpoints: a CA bundle file or directory (one of
      * them set), or verification off (only allowed for loopback endpoints). */
     char ca_file[KTE_CFG_STR];
@@ -43,6 +54,7 @@ struct kte_config {
     long buffer_max_bytes;
     long buffer_max_items;
     bool managed_instances;     /* AWS_LAMBDA_INITIALIZATION_TYPE=lambda-managed-instances */
+    bool snapstart;             /* AWS_LAMBDA_INITIALIZATION_TYPE=snap-start */
     const char *schema_version; /* static string */
 
     /* Listener */

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <yajl/yajl_parse.h>
 
-enum key { KEY_OTHER = 0, KEY_TYPE, KEY_RECORD, KEY_REQUEST_ID };
+enum key { KEY_OTHER = 0, KEY_TYPE, KEY_RECORD, KEY_REQUEST_ID, KEY_TENANT_ID };
 
 struct state {
     yajl_handle h;
@@ -101,6 +101,21 @@ static void copy_field(char *dst, size_t cap, const unsigned char *v, size_t n)
     }
 }
 
+/* record.tenantId as it stands in the body (no copy: views point into the
+ * body already): only when written without escapes, as Lambda's tenant ids
+ * are, and at most KTE_EVENT_TENANT_MAX bytes (a partition key's limit). */
+static void note_tenant(struct state *s, size_t decoded_len)
+{
+    size_t end = now(s), start = token_start(s);
+    size_t len = end - start;
+    if (len < 3 || len - 2 != decoded_len || decoded_len > KTE_EVENT_TENANT_MAX ||
+        s->body[start] != '"' || s->body[end - 1] != '"' ||
+        memchr(s->body + start + 1, '\\', len - 2))
+        return;
+    s->cur.tenant = s->body + start + 1;
+    s->cur.tenant_len = (unsigned short)decoded_len;
+}
+
 static int on_string(void *ctx, const unsigned char *v, size_t n)
 {
     struct state *s = ctx;
@@ -108,6 +123,8 @@ static int on_string(void *ctx, const unsigned char *v, size_t n)
         copy_field(s->cur.type, sizeof s->cur.type, v, n);
     else if (s->in_record && s->depth == s->event_depth + 2 && s->key3 == KEY_REQUEST_ID)
         copy_field(s->cur.request_id, sizeof s->cur.request_id, v, n);
+    else if (s->in_record && s->depth == s->event_depth + 2 && s->key3 == KEY_TENANT_ID)
+        note_tenant(s, n);
     return scalar(s);
 }
 
@@ -137,7 +154,9 @@ static int on_key(void *ctx, const unsigned char *k, size_t n)
                   : (n == 6 && !memcmp(k, "record", 6)) ? KEY_RECORD
                                                         : KEY_OTHER;
     } else if (s->in_record && s->depth == s->event_depth + 2) {
-        s->key3 = (n == 9 && !memcmp(k, "requestId", 9)) ? KEY_REQUEST_ID : KEY_OTHER;
+        s->key3 = (n == 9 && !memcmp(k, "requestId", 9))  ? KEY_REQUEST_ID
+                  : (n == 8 && !memcmp(k, "tenantId", 8)) ? KEY_TENANT_ID
+                                                          : KEY_OTHER;
     }
     s->prev_end = now(s);
     return 1;

@@ -6,8 +6,9 @@
 
 #include <stddef.h>
 
-#define KTE_EVENT_TYPE_MAX 64
-#define KTE_EVENT_RID_MAX  64
+#define KTE_EVENT_TYPE_MAX   64
+#define KTE_EVENT_RID_MAX    64
+#define KTE_EVENT_TENANT_MAX 256 /* bytes: a partition key is at most 256 characters */
 /* Lambda hands over at most 10,000 events per POST (the subscription's
  * maxItems is at most 10,000). A body with more is not from the Telemetry
  * API; refusing it keeps the memory a body costs (views and records) bounded
@@ -21,6 +22,11 @@ struct kte_event_view {
      * an unknown or missing type never stops an event from passing through. */
     char type[KTE_EVENT_TYPE_MAX];
     char request_id[KTE_EVENT_RID_MAX]; /* record.requestId, if any */
+    /* record.tenantId, if any (tenant isolation), pointing into the body,
+     * not NUL-terminated; tenant_len 0 when absent, escaped or longer than
+     * KTE_EVENT_TENANT_MAX */
+    const char *tenant;
+    unsigned short tenant_len;
 };
 
 struct kte_event_list {

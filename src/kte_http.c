@@ -77,6 +77,10 @@ CURLcode kte_http_request(struct kte_http *h, const char *method, const char *ur
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, strcmp(method, "GET") ? method : NULL);
     }
+    /* After a SnapStart restore a kept-alive connection belongs to another
+     * machine's past: open a new one. */
+    curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, h->fresh_connect ? 1L : 0L);
+    h->fresh_connect = false;
     CURLcode rc = curl_easy_perform(c);
     long code = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);

@@ -7,12 +7,14 @@
 #include "kte_buf.h"
 
 #include <curl/curl.h>
+#include <stdbool.h>
 
 struct kte_http {
     CURL *curl;
     struct kte_buf body;
     const char *want_header; /* case-insensitive name, or NULL */
     long connect_timeout_ms;
+    bool fresh_connect; /* the next request opens a new connection (then cleared) */
     char header_value[256];
     char errbuf[CURL_ERROR_SIZE];
 };

@@ -1,36 +1,60 @@
 #include "kte_kinesis.h"
 
+#include "kte_clock.h"
 #include "kte_log.h"
 
 #include <stdio.h>
 #include <string.h>
 
-int kte_kinesis_init(struct kte_kinesis *k, const struct kte_config *cfg)
+/* Puts the current credentials into curl's user:password and the token
+ * header. Sender thread only. */
+static int apply_creds(struct kte_kinesis *k)
 {
-    memset(k, 0, sizeof *k);
-    k->cfg = cfg;
-    if (kte_http_init(&k->http) != 0)
-        return -1;
-    snprintf(k->url, sizeof k->url, "%s/", cfg->endpoint);
-    snprintf(k->sigv4, sizeof k->sigv4, "aws:amz:%s:kinesis", cfg->region);
-    snprintf(k->userpwd, sizeof k->userpwd, "%s:%s", cfg->access_key_id, cfg->secret_access_key);
-    struct curl_slist *h = NULL;
-    h = curl_slist_append(h, "Content-Type: application/x-amz-json-1.1");
-    h = curl_slist_append(h, "X-Amz-Target: Kinesis_20131202.PutRecords");
-    if (h && cfg->session_token[0]) {
+    const struct kte_creds *c = &k->creds.cur;
+    curl_slist_free_all(k->headers);
+    k->headers = NULL;
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/x-amz-json-1.1");
+    if (h)
+        h = curl_slist_append(h, "X-Amz-Target: Kinesis_20131202.PutRecords");
+    if (h && c->session_token[0]) {
         /* Passed as a header so that curl's SigV4 signs it, as STS requires. */
-        char tok[sizeof cfg->session_token + 32];
-        snprintf(tok, sizeof tok, "X-Amz-Security-Token: %s", cfg->session_token);
-        h = curl_slist_append(h, tok);
+        char tok[sizeof c->session_token + 32];
+        snprintf(tok, sizeof tok, "X-Amz-Security-Token: %s", c->session_token);
+        struct curl_slist *h2 = curl_slist_append(h, tok);
+        memset(tok, 0, sizeof tok);
+        if (!h2)
+            curl_slist_free_all(h);
+        h = h2;
     }
     if (!h)
         return -1;
     k->headers = h;
+    snprintf(k->userpwd, sizeof k->userpwd, "%s:%s", c->access_key_id, c->secret_access_key);
+    curl_easy_setopt(k->http.curl, CURLOPT_USERPWD, k->userpwd);
+    k->creds_version = k->creds.version;
+    return 0;
+}
+
+int kte_kinesis_init(struct kte_kinesis *k, const struct kte_config *cfg, char *err, size_t errlen)
+{
+    memset(k, 0, sizeof *k);
+    k->cfg = cfg;
+    if (kte_http_init(&k->http) != 0) {
+        snprintf(err, errlen, "cannot initialise the HTTP client (libcurl)");
+        return -1;
+    }
+    if (kte_creds_provider_init(&k->creds, cfg, err, errlen) != 0)
+        return -1;
+    snprintf(k->url, sizeof k->url, "%s/", cfg->endpoint);
+    snprintf(k->sigv4, sizeof k->sigv4, "aws:amz:%s:kinesis", cfg->region);
+    if (apply_creds(k) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
 
     k->http.connect_timeout_ms = cfg->connect_timeout_ms;
     CURL *c = k->http.curl;
     curl_easy_setopt(c, CURLOPT_AWS_SIGV4, k->sigv4);
-    curl_easy_setopt(c, CURLOPT_USERPWD, k->userpwd);
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
     /* No waiting for "100 Continue" on large bodies. (An empty "Expect:"
      * header would do it too, but curl 7.88's SigV4 then signs a header it
@@ -48,13 +72,37 @@ int kte_kinesis_init(struct kte_kinesis *k, const struct kte_config *cfg)
     return 0;
 }
 
+void kte_kinesis_restored(struct kte_kinesis *k)
+{
+    k->http.fresh_connect = true;
+    kte_creds_invalidate(&k->creds);
+}
+
 void kte_kinesis_free(struct kte_kinesis *k)
 {
     curl_slist_free_all(k->headers);
+    k->headers = NULL;
+    memset(k->userpwd, 0, sizeof k->userpwd);
+    kte_creds_provider_free(&k->creds);
     kte_http_free(&k->http);
 }
 
-enum kte_put_status kte_kinesis_put(struct kte_kinesis *k, struct kte_rec *const *recs, size_t n,
+/* Valid credentials in the client for a request now; -1 with the reason. */
+static int ready_creds(struct kte_kinesis *k, char *error_code, size_t error_code_len)
+{
+    char err[300];
+    if (kte_creds_ensure(&k->creds, kte_epoch_ms(), err, sizeof err) != 0) {
+        snprintf(error_code, error_code_len, "no valid credentials: %s", err);
+        return -1;
+    }
+    if (k->creds_version != k->creds.version && apply_creds(k) != 0) {
+        snprintf(error_code, error_code_len, "OutOfMemory");
+        return -1;
+    }
+    return 0;
+}
+
+static enum kte_put_status put_once(struct kte_kinesis *k, struct kte_rec *const *recs, size_t n,
                                     long timeout_ms, struct kte_rec_result *results,
                                     char *error_code, size_t error_code_len)
 {
@@ -98,4 +146,26 @@ enum kte_put_status kte_kinesis_put(struct kte_kinesis *k, struct kte_rec *const
     if (strncmp(error_code, "HTTP ", 5) == 0)
         return KTE_PUT_RETRY; /* a 4xx without an AWS error: likely a proxy; try again */
     return kte_batch_classify(error_code) == KTE_REC_RETRY ? KTE_PUT_RETRY : KTE_PUT_PERMANENT;
+}
+
+enum kte_put_status kte_kinesis_put(struct kte_kinesis *k, struct kte_rec *const *recs, size_t n,
+                                    long timeout_ms, struct kte_rec_result *results,
+                                    char *error_code, size_t error_code_len)
+{
+    if (ready_creds(k, error_code, error_code_len) != 0)
+        return KTE_PUT_RETRY; /* the records wait; the endpoint may answer later */
+    enum kte_put_status st = put_once(k, recs, n, timeout_ms, results, error_code, error_code_len);
+    if (st == KTE_PUT_OK || !kte_creds_error_is_expired(error_code) ||
+        !kte_creds_refreshable(&k->creds))
+        return st;
+    /* Refused for credentials that expired (or were revoked) before their
+     * Expiration: a fresh set and one more try; then the normal retry path.
+     * Not a permanent failure: the records are not at fault. */
+    k->creds_refusals++;
+    KTE_INFO("PutRecords refused (%s): refreshing the credentials", error_code);
+    kte_creds_invalidate(&k->creds);
+    if (ready_creds(k, error_code, error_code_len) != 0)
+        return KTE_PUT_RETRY;
+    st = put_once(k, recs, n, timeout_ms, results, error_code, error_code_len);
+    return st == KTE_PUT_PERMANENT && kte_creds_error_is_expired(error_code) ? KTE_PUT_RETRY : st;
 }

@@ -1,10 +1,14 @@
 /* Kinesis PutRecords over one kept-alive libcurl connection, signed with
- * libcurl's SigV4 (CURLOPT_AWS_SIGV4). Used by the sender thread only. */
+ * libcurl's SigV4 (CURLOPT_AWS_SIGV4). Used by the sender thread only: it
+ * owns the client and its credentials provider (kte_creds), so refreshing
+ * the credentials (curl's user:password and the token header) never races a
+ * request. */
 #ifndef KTE_KINESIS_H
 #define KTE_KINESIS_H
 
 #include "kte_batch.h"
 #include "kte_config.h"
+#include "kte_creds.h"
 #include "kte_http.h"
 
 enum kte_put_status {
@@ -20,12 +24,24 @@ struct kte_kinesis {
     char url[KTE_CFG_STR + 8];
     char sigv4[128];
     char userpwd[600];
+    struct kte_creds_provider creds;
+    unsigned creds_version;  /* the set userpwd and headers were made from */
+    unsigned creds_refusals; /* PutRecords refused for expired credentials */
 };
 
-int kte_kinesis_init(struct kte_kinesis *k, const struct kte_config *cfg);
+/* Sets up the client and takes the first credentials (a container endpoint
+ * is asked now, so that a bad one is an init error). -1 with err. */
+int kte_kinesis_init(struct kte_kinesis *k, const struct kte_config *cfg, char *err, size_t errlen);
 void kte_kinesis_free(struct kte_kinesis *k);
 
-/* Sends recs[0..n) as one PutRecords call that may take at most timeout_ms.
+/* After a SnapStart restore: new connections and new credentials before the
+ * next request. */
+void kte_kinesis_restored(struct kte_kinesis *k);
+
+/* Sends recs[0..n) as one PutRecords call that may take at most timeout_ms,
+ * signed with credentials valid now (refreshed first when due). A call
+ * refused for expired credentials is sent once more with a fresh set; if
+ * that fails too it is KTE_PUT_RETRY, never a drop.
  * On KTE_PUT_OK results[i] tells each record's fate. Otherwise error_code
  * names the failure (a Kinesis error code, "HTTP 503", or curl's text). */
 enum kte_put_status kte_kinesis_put(struct kte_kinesis *k, struct kte_rec *const *recs, size_t n,

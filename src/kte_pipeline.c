@@ -6,6 +6,7 @@
 #include "kte_log.h"
 #include "kte_queue.h"
 #include "kte_record.h"
+#include "kte_restore.h"
 #include "kte_send.h"
 
 #include <errno.h>
@@ -26,19 +27,26 @@ struct rid_ring {
 struct kte_pipeline {
     /* 1. Fixed at kte_pipeline_new, read by every thread without a lock. */
     const struct kte_config *cfg;
+    char first_env_id[KTE_ENV_ID_LEN + 1]; /* the environment at start (the snapshot's) */
+    struct kte_metrics metrics;            /* atomics */
+
+    /* 1b. The identity: changed only by a SnapStart restore, which holds
+     *     intake_mu and mu; read with either held. */
     char env_id[KTE_ENV_ID_LEN + 1];
-    struct kte_record_builder rb;
-    struct kte_metrics metrics; /* atomics */
+    struct kte_record_builder rb; /* its envelope; rb.seq_base starts the restored seq at 1 */
 
     /* 2. Intake: the thread in kte_pipeline_ingest, which holds intake_mu
-     *    for the whole body (bodies are buffered one at a time, in order). */
+     *    for the whole body (bodies are buffered one at a time, in order),
+     *    or the lifecycle thread in kte_pipeline_invoked. */
     pthread_mutex_t intake_mu;
     uint64_t intake_rng; /* random partition keys */
+    struct kte_restore restore;
 
     /* 3. The sender thread alone (no lock): its client, its batch, its
      *    randomness, preallocated so that the thread never allocates. */
     struct kte_kinesis kinesis;
-    uint64_t send_rng; /* backoff jitter */
+    uint64_t send_rng;        /* backoff jitter */
+    unsigned sender_restores; /* restores the sender has acted on (connections, credentials) */
     struct kte_rec *batch[KTE_BATCH_MAX_RECORDS];
     struct kte_rec_result results[KTE_BATCH_MAX_RECORDS];
     char last_error[128]; /* to log each kind of failure once, not per batch */
@@ -58,7 +66,9 @@ struct kte_pipeline {
     int64_t next_attempt_ms; /* backoff: no PutRecords before this */
     int64_t backoff_ms;
     bool stopping;
-    bool closed; /* intake ended: bodies are refused, not accepted */
+    bool closed;       /* intake ended: bodies are refused, not accepted */
+    unsigned restores; /* SnapStart restores begun (the sender catches up) */
+    bool eager;        /* SnapStart, init over: send whatever arrives before the snapshot */
     char current_rid[KTE_EVENT_RID_MAX];
     struct rid_ring runtime_done;
     struct rid_ring reports;
@@ -109,15 +119,17 @@ struct kte_pipeline *kte_pipeline_new(const struct kte_config *cfg, char *err, s
     }
     p->intake_rng = seeds[0] | 1; /* xorshift must not start at zero */
     p->send_rng = seeds[1] | 1;
+    memcpy(p->first_env_id, p->env_id, sizeof p->env_id);
+    kte_restore_init(&p->restore, cfg->snapstart);
     if (kte_record_builder_init(&p->rb, p->env_id, cfg->function_name, cfg->function_version,
                                 cfg->region) != 0) {
         snprintf(err, errlen, "out of memory");
         free(p);
         return NULL;
     }
-    if (kte_kinesis_init(&p->kinesis, cfg) != 0) {
+    if (kte_kinesis_init(&p->kinesis, cfg, err, errlen) != 0) {
+        kte_kinesis_free(&p->kinesis);
         kte_record_builder_free(&p->rb);
-        snprintf(err, errlen, "cannot initialise the HTTP client (libcurl)");
         free(p);
         return NULL;
     }
@@ -136,9 +148,19 @@ struct kte_metrics *kte_pipeline_metrics(struct kte_pipeline *p)
     return &p->metrics;
 }
 
-const char *kte_pipeline_env_id(const struct kte_pipeline *p)
+void kte_pipeline_env_id(struct kte_pipeline *p, char out[KTE_PIPELINE_ENV_ID_SIZE])
 {
-    return p->env_id;
+    pthread_mutex_lock(&p->mu);
+    memcpy(out, p->env_id, KTE_PIPELINE_ENV_ID_SIZE);
+    pthread_mutex_unlock(&p->mu);
+}
+
+unsigned kte_pipeline_restores(struct kte_pipeline *p)
+{
+    pthread_mutex_lock(&p->mu);
+    unsigned n = p->restores;
+    pthread_mutex_unlock(&p->mu);
+    return n;
 }
 
 /* ---- with mu held ----------------------------------------------------- */
@@ -150,12 +172,14 @@ static void mem_add(struct kte_pipeline *p, size_t n)
         p->mem_peak = p->mem;
 }
 
-/* Accounts one event that will not be delivered. */
+/* Accounts one event that will not be delivered. seq is the pipeline's;
+ * the kte.dropped record speaks in the envelope's numbering (an event from
+ * before a restore keeps its old number). */
 static void note_drop(struct kte_pipeline *p, enum kte_drop_reason why, uint64_t seq)
 {
     atomic_fetch_add(&p->metrics.dropped[why], 1);
     if (why != KTE_DROP_SHUTDOWN)
-        kte_drop_stats_add(&p->unreported, why, seq);
+        kte_drop_stats_add(&p->unreported, why, seq > p->rb.seq_base ? seq - p->rb.seq_base : seq);
 }
 
 /* Frees a record that leaves without delivery. Our own kte.dropped record
@@ -248,6 +272,12 @@ static const char *partition_key(struct kte_pipeline *p, const struct kte_event_
         return rid[0] ? rid : p->env_id;
     case KTE_PK_FUNCTION:
         return p->cfg->function_name;
+    case KTE_PK_TENANT:
+        if (!ev->tenant_len || ev->tenant_len >= tmp_len)
+            return p->env_id;
+        memcpy(tmp, ev->tenant, ev->tenant_len);
+        tmp[ev->tenant_len] = '\0';
+        return tmp;
     case KTE_PK_RANDOM:
         snprintf(tmp, tmp_len, "%016llx", (unsigned long long)kte_send_random(&p->intake_rng));
         return tmp;
@@ -255,6 +285,61 @@ static const char *partition_key(struct kte_pipeline *p, const struct kte_event_
     default:
         return p->env_id;
     }
+}
+
+/* A SnapStart restore begins (intake_mu held): a new environment id and
+ * envelope whose seq starts at 1 with the event of pipeline seq first_seq
+ * (0: the next seq given out),
+ * new randomness; the sender renews its connections and credentials before
+ * its next request. Records built before keep their identity: delivered by
+ * several restored copies in Lambda, they are byte-identical duplicates,
+ * which (environment, seq) tells apart. */
+static void begin_restore(struct kte_pipeline *p, uint64_t first_seq)
+{
+    char id[KTE_ENV_ID_LEN + 1];
+    uint64_t seed;
+    struct kte_record_builder rb;
+    if (kte_random_hex_id(id) != 0 || getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed) {
+        KTE_ERROR("SnapStart restore: cannot read random bytes; keeping environment %s", p->env_id);
+        return;
+    }
+    if (kte_record_builder_init_restored(&rb, id, p->first_env_id, p->cfg->function_name,
+                                         p->cfg->function_version, p->cfg->region, 0) != 0) {
+        KTE_ERROR("SnapStart restore: out of memory; keeping environment %s", p->env_id);
+        return;
+    }
+    p->intake_rng = seed | 1;
+    pthread_mutex_lock(&p->mu);
+    rb.seq_base = (first_seq ? first_seq : p->next_seq) - 1;
+    struct kte_record_builder old = p->rb;
+    p->rb = rb;
+    memcpy(p->env_id, id, sizeof id);
+    p->restores++;
+    p->eager = false;
+    unsigned n = p->restores;
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->mu);
+    kte_record_builder_free(&old);
+    KTE_INFO("SnapStart restore %u: environment %s (snapshot %s)", n, id, p->first_env_id);
+}
+
+void kte_pipeline_init_done(struct kte_pipeline *p)
+{
+    pthread_mutex_lock(&p->intake_mu);
+    kte_restore_arm(&p->restore);
+    pthread_mutex_lock(&p->mu);
+    p->eager = p->cfg->snapstart;
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&p->intake_mu);
+}
+
+void kte_pipeline_invoked(struct kte_pipeline *p)
+{
+    pthread_mutex_lock(&p->intake_mu);
+    if (kte_restore_on_invoke(&p->restore))
+        begin_restore(p, 0);
+    pthread_mutex_unlock(&p->intake_mu);
 }
 
 /* Builds and buffers the records of one parsed body, one at a time: the
@@ -267,11 +352,15 @@ static void buffer_events(struct kte_pipeline *p, const struct kte_event_list *e
         const struct kte_event_view *ev = &evs->v[i];
         atomic_fetch_add(&p->metrics.received, 1);
         atomic_fetch_add(&p->metrics.bytes_received, ev->raw_len);
-        char tmp[32];
+        bool redelivered;
+        if (kte_restore_on_event(&p->restore, ev->type, &redelivered))
+            begin_restore(p, seq);
+        char tmp[KTE_EVENT_TENANT_MAX + 1];
         const char *pk = partition_key(p, ev, rid, tmp, sizeof tmp);
         enum kte_build_error why;
-        struct kte_rec *r = kte_record_build(&p->rb, seq, ev->raw, ev->raw_len, pk,
-                                             (size_t)p->cfg->max_record_bytes - strlen(pk), &why);
+        struct kte_rec *r = kte_record_build_flags(&p->rb, seq, ev->raw, ev->raw_len, pk,
+                                                   (size_t)p->cfg->max_record_bytes - strlen(pk),
+                                                   redelivered ? KTE_BUILD_REDELIVERED : 0, &why);
         if (r && r->truncated)
             atomic_fetch_add(&p->metrics.truncated, 1);
         pthread_mutex_lock(&p->mu);
@@ -536,12 +625,16 @@ static void settle(struct kte_pipeline *p, size_t n, enum kte_put_status st, con
 static bool should_send(struct kte_pipeline *p, int64_t now, int64_t *wake)
 {
     const struct kte_rec *head = p->queue.head;
+    /* SnapStart between the end of init and the snapshot: what arrives now
+     * (the init report) is sent at once, as if a flush waited for it, so
+     * that little is left in the memory every restored copy resumes with. */
+    struct kte_flush_req eager = {UINT64_MAX, INT64_MAX, p->flushes};
     struct kte_send_view v = {
         .queued = p->queue.count,
         .queued_bytes = p->queue.bytes,
         .head_is_report = head && head->is_report,
         .head_seq = head ? head->seq : 0,
-        .flushes = p->flushes,
+        .flushes = p->eager ? &eager : p->flushes,
         .mode = p->cfg->flush_mode,
         .interval_ms = p->cfg->flush_interval_ms,
         .last_flush_ms = p->last_flush_ms,
@@ -575,6 +668,15 @@ static void *sender_main(void *arg)
         if (!should_send(p, now, &wake)) {
             wait_until(p, wake);
             continue;
+        }
+        if (p->sender_restores != p->restores) {
+            /* Restored: connections and credentials of the snapshot are not
+             * this environment's; new jitter too. */
+            p->sender_restores = p->restores;
+            uint64_t seed;
+            if (getrandom(&seed, sizeof seed, 0) == (ssize_t)sizeof seed)
+                p->send_rng = seed | 1;
+            kte_kinesis_restored(&p->kinesis);
         }
         size_t n = take_batch(p);
         /* The full request timeout even near a flush deadline: the flush

@@ -60,8 +60,21 @@ size_t kte_pipeline_buffered(struct kte_pipeline *p);
 
 /* The delivery counters (atomics: read them any time). */
 struct kte_metrics *kte_pipeline_metrics(struct kte_pipeline *p);
-/* The execution environment's random id (fixed at kte_pipeline_new). */
-const char *kte_pipeline_env_id(const struct kte_pipeline *p);
+/* The execution environment's random id: made at kte_pipeline_new, made
+ * again at each SnapStart restore. Copied out (it may change). */
+#define KTE_PIPELINE_ENV_ID_SIZE 33
+void kte_pipeline_env_id(struct kte_pipeline *p, char out[KTE_PIPELINE_ENV_ID_SIZE]);
+/* SnapStart restores detected so far. */
+unsigned kte_pipeline_restores(struct kte_pipeline *p);
+
+/* Lifecycle thread, SnapStart (no-ops otherwise; docs/lifecycle.md):
+ * init_done just before the event/next that ends init (the snapshot may be
+ * taken from then on: what arrives is sent at once), invoked at every
+ * INVOKE (the first one after init is a restore unless the telemetry showed
+ * it already). A restore makes a new environment id and seq space, new
+ * randomness, new connections and credentials. */
+void kte_pipeline_init_done(struct kte_pipeline *p);
+void kte_pipeline_invoked(struct kte_pipeline *p);
 
 /* A consistent snapshot, for tests and logs. */
 struct kte_pipeline_stats {

@@ -24,14 +24,18 @@ int kte_random_hex_id(char out[KTE_ENV_ID_LEN + 1])
     return 0;
 }
 
-int kte_record_builder_init(struct kte_record_builder *rb, const char *env_id,
-                            const char *function_name, const char *function_version,
-                            const char *region)
+int kte_record_builder_init_restored(struct kte_record_builder *rb, const char *env_id,
+                                     const char *restored_from, const char *function_name,
+                                     const char *function_version, const char *region,
+                                     uint64_t seq_base)
 {
     struct kte_buf *b = &rb->prefix;
     kte_buf_init(b);
+    rb->seq_base = seq_base;
     if (kte_buf_puts(b, "{\"kte\":1,\"environment\":") ||
         kte_buf_json_string(b, env_id, strlen(env_id)) ||
+        (restored_from && (kte_buf_puts(b, ",\"restoredFrom\":") ||
+                           kte_buf_json_string(b, restored_from, strlen(restored_from)))) ||
         kte_buf_puts(b, ",\"function\":{\"name\":") ||
         kte_buf_json_string(b, function_name, strlen(function_name)) ||
         kte_buf_puts(b, ",\"version\":") ||
@@ -42,6 +46,14 @@ int kte_record_builder_init(struct kte_record_builder *rb, const char *env_id,
         return -1;
     }
     return 0;
+}
+
+int kte_record_builder_init(struct kte_record_builder *rb, const char *env_id,
+                            const char *function_name, const char *function_version,
+                            const char *region)
+{
+    return kte_record_builder_init_restored(rb, env_id, NULL, function_name, function_version,
+                                            region, 0);
 }
 
 void kte_record_builder_free(struct kte_record_builder *rb)
@@ -97,6 +109,14 @@ struct kte_rec *kte_record_build(const struct kte_record_builder *rb, uint64_t s
                                  size_t raw_len, const char *pk, size_t max_data_bytes,
                                  enum kte_build_error *why)
 {
+    return kte_record_build_flags(rb, seq, raw, raw_len, pk, max_data_bytes, 0, why);
+}
+
+struct kte_rec *kte_record_build_flags(const struct kte_record_builder *rb, uint64_t seq,
+                                       const char *raw, size_t raw_len, const char *pk,
+                                       size_t max_data_bytes, unsigned flags,
+                                       enum kte_build_error *why)
+{
     enum kte_build_error dummy;
     if (!why)
         why = &dummy;
@@ -105,20 +125,24 @@ struct kte_rec *kte_record_build(const struct kte_record_builder *rb, uint64_t s
     kte_buf_init(&b);
     struct kte_rec *r = NULL;
     char num[32];
-    int nlen = snprintf(num, sizeof num, "%llu", (unsigned long long)seq);
-    size_t full = rb->prefix.len + (size_t)nlen + sizeof(",\"event\":") - 1 + raw_len + 1;
+    static const char redelivered[] = ",\"redelivered\":true";
+    const char *mark = (flags & KTE_BUILD_REDELIVERED) ? redelivered : "";
+    int nlen = snprintf(num, sizeof num, "%llu", (unsigned long long)(seq - rb->seq_base));
+    size_t full =
+        rb->prefix.len + (size_t)nlen + strlen(mark) + sizeof(",\"event\":") - 1 + raw_len + 1;
 
     if (full <= max_data_bytes) {
         if (kte_buf_reserve(&b, full) || kte_buf_append(&b, rb->prefix.data, rb->prefix.len) ||
-            kte_buf_append(&b, num, (size_t)nlen) || kte_buf_puts(&b, ",\"event\":") ||
-            kte_buf_append(&b, raw, raw_len) || kte_buf_puts(&b, "}"))
+            kte_buf_append(&b, num, (size_t)nlen) || kte_buf_puts(&b, mark) ||
+            kte_buf_puts(&b, ",\"event\":") || kte_buf_append(&b, raw, raw_len) ||
+            kte_buf_puts(&b, "}"))
             goto out;
         r = alloc_rec(&b, pk, seq, false);
         goto out;
     }
 
     if (kte_buf_append(&b, rb->prefix.data, rb->prefix.len) ||
-        kte_buf_append(&b, num, (size_t)nlen) ||
+        kte_buf_append(&b, num, (size_t)nlen) || kte_buf_puts(&b, mark) ||
         kte_buf_printf(&b, ",\"truncated\":{\"originalBytes\":%zu},\"event\":", raw_len))
         goto out;
     size_t closing = 3; /* the string's two quotes and the final brace */

@@ -26,11 +26,21 @@ struct kte_rec {
 
 struct kte_record_builder {
     struct kte_buf prefix; /* {"kte":1,...,"seq": — everything before the number */
+    /* The envelope's seq is the pipeline's sequence number minus this: a
+     * restored environment numbers its events from 1 again. */
+    uint64_t seq_base;
 };
 
 int kte_record_builder_init(struct kte_record_builder *rb, const char *env_id,
                             const char *function_name, const char *function_version,
                             const char *region);
+/* The envelope of an environment restored from a SnapStart snapshot:
+ * "restoredFrom" names the environment that was snapshotted; seq_base as
+ * above. */
+int kte_record_builder_init_restored(struct kte_record_builder *rb, const char *env_id,
+                                     const char *restored_from, const char *function_name,
+                                     const char *function_version, const char *region,
+                                     uint64_t seq_base);
 void kte_record_builder_free(struct kte_record_builder *rb);
 
 /* Why kte_record_build made no record. */
@@ -47,6 +57,15 @@ enum kte_build_error {
 struct kte_rec *kte_record_build(const struct kte_record_builder *rb, uint64_t seq, const char *raw,
                                  size_t raw_len, const char *pk, size_t max_data_bytes,
                                  enum kte_build_error *why);
+
+/* kte_record_build with flags: KTE_BUILD_REDELIVERED adds
+ * "redelivered":true (an init event of the snapshot that Lambda delivers
+ * again in a restored environment). */
+#define KTE_BUILD_REDELIVERED 1u
+struct kte_rec *kte_record_build_flags(const struct kte_record_builder *rb, uint64_t seq,
+                                       const char *raw, size_t raw_len, const char *pk,
+                                       size_t max_data_bytes, unsigned flags,
+                                       enum kte_build_error *why);
 
 /* Fills out with 32 random lowercase hex characters and a NUL. */
 int kte_random_hex_id(char out[KTE_ENV_ID_LEN + 1]);

@@ -185,6 +185,23 @@ __attribute__((noreturn)) static void on_shutdown(struct app *a, const struct kt
     finish(a, 0, plan.deadline);
 }
 
+/* SnapStart: init ends with our next event/next, after which Lambda may
+ * take the snapshot that many environments resume from. Whatever is
+ * buffered then would be delivered once per restored copy, so it goes now;
+ * what arrives until the snapshot is sent at once (kte_pipeline_init_done).
+ * docs/lifecycle.md. */
+static void snapshot_ready(struct app *a)
+{
+    lifecycle_enter(a);
+    size_t left = kte_pipeline_flush(a->pipeline, kte_now_ms() + a->cfg.flush_timeout_ms);
+    if (left)
+        KTE_WARN("SnapStart: %zu events still buffered when init ends; every environment "
+                 "restored from the snapshot may deliver them (same environment and seq)",
+                 left);
+    kte_pipeline_init_done(a->pipeline);
+    lifecycle_leave(a);
+}
+
 /* Reports a start-up failure to Lambda and exits non-zero. */
 __attribute__((noreturn)) static void init_fail(struct app *a, const char *type, const char *msg)
 {
@@ -279,8 +296,13 @@ int main(int argc, char **argv)
     snprintf(uri, sizeof uri, "http://%s:%d%s", host, kte_listener_port(a.listener), path);
     if (kte_lambda_subscribe(&a.api, &a.cfg, uri, err, sizeof err) != 0)
         init_fail(&a, "Extension.SubscribeFailed", err);
-    KTE_INFO("subscribed; environment %s, stream %s", kte_pipeline_env_id(a.pipeline),
-             a.cfg.stream_name[0] ? a.cfg.stream_name : a.cfg.stream_arn);
+    char env_id[KTE_PIPELINE_ENV_ID_SIZE];
+    kte_pipeline_env_id(a.pipeline, env_id);
+    KTE_INFO("subscribed; environment %s, stream %s, credentials from %s", env_id,
+             a.cfg.stream_name[0] ? a.cfg.stream_name : a.cfg.stream_arn,
+             a.cfg.creds_source == KTE_CREDS_ENV ? "the environment" : "the container endpoint");
+    if (a.cfg.snapstart)
+        snapshot_ready(&a);
 
     char last_rid[64] = "";
     for (;;) {
@@ -296,6 +318,11 @@ int main(int argc, char **argv)
         if (ev.type == KTE_NEXT_SHUTDOWN)
             on_shutdown(&a, &ev, deadline, last_rid);
         snprintf(last_rid, sizeof last_rid, "%s", ev.request_id);
+        if (a.cfg.snapstart) {
+            lifecycle_enter(&a);
+            kte_pipeline_invoked(a.pipeline); /* the first INVOKE may be a restore */
+            lifecycle_leave(&a);
+        }
         on_invoke(&a, &ev, deadline);
     }
 }

@@ -637,6 +637,82 @@ static void test_credentials(void **state)
     expect_fail(t, "AWS_SESSION_TOKEN", huge, ERR_INVALID, "AWS_SESSION_TOKEN", "5000", NULL);
 }
 
+/* No keys in the environment: the container credentials provider, with the
+ * SDKs' rules for the URI and the token; neither source is an init error
+ * naming both. */
+static void test_container_credentials(void **state)
+{
+    struct t *t = *state;
+    struct kt_env *e = &t->env;
+    base_env(e);
+    kt_env_set(e, "AWS_ACCESS_KEY_ID", NULL);
+    kt_env_set(e, "AWS_SECRET_ACCESS_KEY", NULL);
+    kt_env_set(e, "AWS_SESSION_TOKEN", NULL);
+    assert_int_equal(load(t), -1);
+    assert_string_equal(t->errtype, ERR_MISSING);
+    kt_assert_contains(t->msg, "AWS_ACCESS_KEY_ID");
+    kt_assert_contains(t->msg, "AWS_CONTAINER_CREDENTIALS_FULL_URI");
+
+    kt_env_set(e, "AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:9001/2021-04-23/creds");
+    kt_env_set(e, "AWS_CONTAINER_AUTHORIZATION_TOKEN", "tok-1");
+    load_ok(t);
+    assert_int_equal(t->cfg.creds_source, KTE_CREDS_CONTAINER);
+    assert_string_equal(t->cfg.container_uri, "http://127.0.0.1:9001/2021-04-23/creds");
+    assert_string_equal(t->cfg.container_token, "tok-1");
+    assert_string_equal(t->cfg.container_token_file, "");
+
+    /* The token file wins over the token (the SDKs' order). */
+    kt_env_set(e, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "/var/run/token");
+    load_ok(t);
+    assert_string_equal(t->cfg.container_token_file, "/var/run/token");
+
+    /* A relative URI (ECS) goes to 169.254.170.2 and wins over a full one. */
+    kt_env_set(e, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/abc");
+    load_ok(t);
+    assert_string_equal(t->cfg.container_uri, "http://169.254.170.2/v2/credentials/abc");
+    kt_env_set(e, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "v2/x");
+    assert_int_equal(load(t), -1);
+    kt_assert_contains(t->msg, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+    kt_env_set(e, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", NULL);
+
+    /* Plain http only to loopback or the ECS/EKS addresses. */
+    kt_env_set(e, "AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://169.254.170.23/v1/credentials");
+    load_ok(t);
+    kt_env_set(e, "AWS_CONTAINER_CREDENTIALS_FULL_URI", "https://creds.example.com/x");
+    load_ok(t);
+    kt_env_set(e, "AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://creds.example.com/x");
+    assert_int_equal(load(t), -1);
+    assert_string_equal(t->errtype, ERR_INVALID);
+    kt_assert_contains(t->msg, "AWS_CONTAINER_CREDENTIALS_FULL_URI");
+    kt_assert_contains(t->msg, "169.254.170.2");
+
+    /* A token with a line break would forge headers. */
+    kt_env_set(e, "AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1/c");
+    kt_env_set(e, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", NULL);
+    kt_env_set(e, "AWS_CONTAINER_AUTHORIZATION_TOKEN", "a\r\nX-Evil: 1");
+    assert_int_equal(load(t), -1);
+    kt_assert_contains(t->msg, "AWS_CONTAINER_AUTHORIZATION_TOKEN");
+
+    /* Keys in the environment win over the endpoint. */
+    kt_env_set(e, "AWS_CONTAINER_AUTHORIZATION_TOKEN", "tok");
+    kt_env_set(e, "AWS_ACCESS_KEY_ID", "AKIDEXAMPLE");
+    kt_env_set(e, "AWS_SECRET_ACCESS_KEY", "secret");
+    load_ok(t);
+    assert_int_equal(t->cfg.creds_source, KTE_CREDS_ENV);
+}
+
+static void test_snapstart_and_tenant(void **state)
+{
+    struct t *t = *state;
+    load_ok(t);
+    assert_false(t->cfg.snapstart);
+    kt_env_set(&t->env, "AWS_LAMBDA_INITIALIZATION_TYPE", "snap-start");
+    kt_env_set(&t->env, "KTE_PARTITION_KEY", "tenant");
+    load_ok(t);
+    assert_true(t->cfg.snapstart);
+    assert_int_equal(t->cfg.partition_key, KTE_PK_TENANT);
+}
+
 static void test_tls_trust(void **state)
 {
     struct t *t = *state;
@@ -856,6 +932,8 @@ int main(void)
         T(test_partition_key),
         T(test_log_level),
         T(test_credentials),
+        T(test_container_credentials),
+        T(test_snapstart_and_tenant),
         T(test_tls_trust),
         T(test_tls_insecure_only_for_loopback),
         T(test_url_is_loopback),

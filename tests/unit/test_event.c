@@ -248,6 +248,48 @@ static void test_type_and_request_id_extraction(void **state)
     }
 }
 
+/* record.tenantId points into the body, only as written without escapes
+ * and within a partition key's 256 bytes. */
+static void test_tenant_id(void **state)
+{
+    (void)state;
+    char long_ok[400], too_long[400];
+    snprintf(long_ok, sizeof long_ok, "{\"record\":{\"tenantId\":\"%0256d\"}}", 0);
+    snprintf(too_long, sizeof too_long, "{\"record\":{\"tenantId\":\"%0257d\"}}", 0);
+    const struct {
+        const char *event, *tenant;
+    } cases[] = {
+        {"{\"type\":\"platform.start\",\"record\":{\"requestId\":\"r\",\"tenantId\":\"blue-42\"}}",
+         "blue-42"},
+        {"{\"record\": { \"tenantId\" :  \"t 1\" }}", "t 1"},
+        {"{\"record\":{\"timestamp\":\"x\",\"tenantId\":\"caf\xc3\xa9\"}}", "caf\xc3\xa9"},
+        {"{\"tenantId\":\"top\",\"record\":{}}", ""},
+        {"{\"record\":{\"m\":{\"tenantId\":\"deep\"}}}", ""},
+        {"{\"record\":{\"tenantId\":7}}", ""},
+        {"{\"record\":{\"tenantId\":\"\"}}", ""},
+        {"{\"record\":{\"tenantId\":\"a\\u0062\"}}", ""}, /* escaped: not used */
+        {"{\"record\":\"tenantId\"}", ""},
+        {long_ok, long_ok + 23},
+        {too_long, ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct parsed p;
+        parse(&p, cases[i].event, strlen(cases[i].event));
+        assert_int_equal(p.rc, 0);
+        assert_int_equal(p.l.n, 1);
+        const struct kte_event_view *v = &p.l.v[0];
+        size_t want = cases[i].tenant == long_ok + 23 ? 256 : strlen(cases[i].tenant);
+        if (v->tenant_len != want)
+            print_error("case %zu: %s\n", i, cases[i].event);
+        assert_int_equal(v->tenant_len, want);
+        if (want) {
+            assert_memory_equal(v->tenant, cases[i].tenant, want);
+            assert_true(v->tenant >= p.body && v->tenant + want <= p.body + p.len);
+        }
+        parsed_free(&p);
+    }
+}
+
 static void test_overlong_type_and_request_id_are_empty(void **state)
 {
     (void)state;
@@ -788,6 +830,7 @@ int main(void)
         cmocka_unit_test(test_exact_slices_with_odd_whitespace),
         cmocka_unit_test(test_scalar_elements_pass_through),
         cmocka_unit_test(test_type_and_request_id_extraction),
+        cmocka_unit_test(test_tenant_id),
         cmocka_unit_test(test_overlong_type_and_request_id_are_empty),
         cmocka_unit_test(test_own_single_event_fixtures),
         cmocka_unit_test(test_own_fixture_field_values),

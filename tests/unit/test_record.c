@@ -460,6 +460,60 @@ static void test_random_hex_id(void **state)
     assert_string_not_equal(a, b);
 }
 
+static bool rec_has(const struct kte_rec *r, const char *s)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; i + n <= r->data_len; i++)
+        if (!memcmp(r->data + i, s, n))
+            return true;
+    return false;
+}
+
+/* A restored environment: "restoredFrom" names the snapshot's environment,
+ * seq restarts at 1 (pipeline seq minus seq_base, which the record keeps),
+ * and a re-delivered init event is marked, also when truncated. */
+static void test_restored_envelope(void **state)
+{
+    (void)state;
+    struct kte_record_builder rb;
+    assert_int_equal(kte_record_builder_init_restored(&rb, "11111111111111111111111111111111",
+                                                      ENV_ID, "my-fn", "$LATEST", "eu-west-1", 40),
+                     0);
+    const char *raw = "{\"type\":\"platform.initStart\"}";
+    struct kte_rec *r =
+        kte_record_build_flags(&rb, 41, raw, strlen(raw), "pk", 4096, KTE_BUILD_REDELIVERED, NULL);
+    assert_non_null(r);
+    kt_assert_bytes(r->data, r->data_len,
+                    "{\"kte\":1,\"environment\":\"11111111111111111111111111111111\","
+                    "\"restoredFrom\":\"" ENV_ID "\",\"function\":{\"name\":\"my-fn\","
+                    "\"version\":\"$LATEST\",\"region\":\"eu-west-1\"},\"seq\":1,"
+                    "\"redelivered\":true,\"event\":{\"type\":\"platform.initStart\"}}");
+    assert_int_equal(r->seq, 41);
+    free(r);
+    r = kte_record_build_flags(&rb, 42, raw, strlen(raw), "pk", 4096, 0, NULL);
+    assert_non_null(r);
+    assert_false(rec_has(r, "redelivered"));
+    yajl_val v = kt_json_parse(r->data, r->data_len);
+    assert_int_equal(kt_json_int(v, "seq", NULL), 2);
+    yajl_tree_free(v);
+    free(r);
+    /* Truncated and marked: still valid JSON with both members. */
+    char big[300];
+    snprintf(big, sizeof big, "{\"type\":\"platform.initStart\",\"pad\":\"%0200d\"}", 0);
+    size_t full = rb.prefix.len + 1 + strlen(",\"redelivered\":true,\"event\":") + strlen(big) + 1;
+    r = kte_record_build_flags(&rb, 41, big, strlen(big), "pk", full - 20, KTE_BUILD_REDELIVERED,
+                               NULL);
+    assert_non_null(r);
+    assert_true(r->truncated);
+    v = kt_json_parse(r->data, r->data_len);
+    assert_non_null(v);
+    assert_int_equal(kt_json_int(v, "seq", NULL), 1);
+    yajl_tree_free(v);
+    assert_true(rec_has(r, "\"redelivered\":true"));
+    free(r);
+    kte_record_builder_free(&rb);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -479,6 +533,7 @@ int main(void)
         T(test_envelope_that_cannot_fit_gives_null),
         T(test_large_event_at_kinesis_limit),
         cmocka_unit_test(test_random_hex_id),
+        cmocka_unit_test(test_restored_envelope),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
