@@ -248,7 +248,9 @@ def test_without_a_ca_bundle_init_fails_with_tls_config(arch, binary, make_root,
     for path in ("/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/certs/ca-certificates.crt",
                  "/etc/ssl/cert.pem"):
         assert path in init_error["body"], init_error
-    assert s["invokes"] == [], res.describe()
+    # Lambda retries the failed init during each invoke, in a new environment.
+    assert s["invokes"] and all(i["errorType"] == "Extension.TlsConfig" for i in s["invokes"]), \
+        res.describe()
     assert kinesis_tls.read_all(stream) == []
 
 
