@@ -8,7 +8,7 @@ JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST  = $(PYTHON) -m pytest -q -p no:cacheprovider
 
 .PHONY: all build test test-unit test-asan test-sim test-integration test-faults test-infra test-layer demo \
-        layer synth bench format format-check clean deps
+        layer synth bench format format-check clean deps fresh-check
 
 all: build
 
@@ -65,6 +65,12 @@ synth: $(INFRA_DEPS)
 
 test-infra: $(INFRA_DEPS)
 	cd infra && npm test
+
+# README's two commands (make demo, make test) as root in a pristine Debian
+# root (debootstrap minbase + git, make, ca-certificates) from a clean clone of
+# HEAD; FRESH_ARGS="--release trixie", "--ref REV", ... (see --help).
+fresh-check:
+	bash scripts/fresh-check.sh $(FRESH_ARGS)
 
 bench: deps build
 	bash scripts/bench.sh
