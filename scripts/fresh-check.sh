@@ -118,12 +118,12 @@ if [ "$REBUILD" = 1 ] || [ ! -f "$BASE/.kte-minbase" ] || [ "$(cat "$BASE/.kte-m
     DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=600 install -y --no-install-recommends debootstrap >>"$LOGS/setup.log" 2>&1
   }
   say "debootstrap --variant=minbase $RELEASE from $MIRROR into $BASE (cached for later runs)"
-  rm -rf "$BASE"
+  rm -rf "$BASE"; mkdir -p "$CACHE/debs"
   t0=$(date +%s)
   # Same network settings for debootstrap's own downloads (wget).
   debootstrap --variant=minbase --cache-dir="$CACHE/debs" --keyring=/usr/share/keyrings/debian-archive-keyring.gpg \
     "$RELEASE" "$BASE" "$MIRROR" >>"$LOGS/setup.log" 2>&1 \
-    || { mkdir -p "$CACHE/debs"; die "debootstrap failed; see $LOGS/setup.log"; }
+    || { die "debootstrap failed; see $LOGS/setup.log"; }
   echo "$RELEASE $MIRROR" > "$BASE/.kte-minbase"
   say "minbase ready in $(( $(date +%s) - t0 )) s"
 fi
