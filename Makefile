@@ -49,6 +49,13 @@ demo: deps build
 layer:
 	bash scripts/build-layer.sh
 
+# The zips `make synth` needs, rebuilt when the code or the layer build changed
+# (one run for both: the script shares its source download between them).
+LAYER_ZIPS   := build/layer-x86_64.zip build/layer-arm64.zip
+LAYER_INPUTS := $(wildcard src/*.c src/*.h scripts/layer/*) CMakeLists.txt scripts/build-layer.sh
+$(LAYER_ZIPS) &: $(LAYER_INPUTS)
+	bash scripts/build-layer.sh
+
 # Builds both layers, then runs each in a bare chroot (arm64 under qemu-user)
 # over verified HTTPS. Needs root (chroot, mknod).
 test-layer:
@@ -60,7 +67,8 @@ $(INFRA_DEPS): infra/package.json infra/package-lock.json
 	cd infra && npm ci --no-audit --no-fund
 	@touch $@
 
-synth: $(INFRA_DEPS)
+# Builds the layer zips first unless CDK_CONTEXT points elsewhere (-c layerDir=DIR).
+synth: $(INFRA_DEPS) $(if $(findstring layerDir,$(CDK_CONTEXT)),,$(LAYER_ZIPS))
 	cd infra && npm run --silent synth -- $(CDK_CONTEXT)
 
 test-infra: $(INFRA_DEPS)
