@@ -32,7 +32,8 @@
 # https_proxy, no_proxy variables (either case). Nothing else of the host.
 #
 # Usage: scripts/fresh-check.sh [--release bookworm|trixie] [--repo DIR]
-#          [--ref REV] [--only demo|test] [--rebuild-base] [--keep]
+#          [--ref REV] [--only demo|test] [--rebuild-base] [--base-only] [--keep]
+#        scripts/fresh-check.sh [--release R] --rerun 'TARGET...'
 # Options:
 #   --release R     Debian release of the root (default bookworm = Debian 12;
 #                   trixie = Debian 13)
@@ -40,12 +41,19 @@
 #   --ref REV       revision to check (default HEAD of --repo)
 #   --only demo|test  run one of the two commands
 #   --rebuild-base  debootstrap again instead of using the cached minbase
+#   --base-only     only make sure the cached minbase exists (warm a cache)
 #   --keep          keep the root afterwards (default: removed on success)
+#   --rerun TARGETS diagnosis, not a fresh check: `make TARGETS` in the root a
+#                   failed (or --keep) run left, e.g. the targets after the one
+#                   that stopped `make test`; log rerun.log
 # Environment: KTE_FRESH_CACHE  cache and root location (default /var/cache/kte-fresh-check)
 #              KTE_FRESH_MIRROR Debian mirror (default: this machine's)
 # Logs: build/fresh-check/<release>/ (setup.log, demo.log, test.log, result).
 # Exit status: 0 when every command run passed. Needs root.
 set -euo pipefail
+# One brace group: bash parses it whole before running it, so editing this
+# file during a (long) run cannot change what the run does.
+{
 REPO_SELF=$(cd "$(dirname "$0")/.." && pwd)
 
 RELEASE=bookworm
@@ -53,6 +61,8 @@ REPO=$REPO_SELF
 REF=HEAD
 ONLY=
 REBUILD=0
+BASE_ONLY=0
+RERUN=
 KEEP=0
 while [ $# -gt 0 ]; do
   case $1 in
@@ -65,7 +75,9 @@ while [ $# -gt 0 ]; do
     --only) ONLY=$2; shift 2 ;;
     --only=*) ONLY=${1#*=}; shift ;;
     --rebuild-base) REBUILD=1; shift ;;
+    --base-only) BASE_ONLY=1; shift ;;
     --keep) KEEP=1; shift ;;
+    --rerun) RERUN=$2; shift 2 ;;
     -h|--help) sed -n '2,/^# Exit status/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "fresh-check: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -84,7 +96,7 @@ ROOT=$CACHE/root
 LOGS=$REPO_SELF/build/fresh-check/$RELEASE
 SRC=/root/kinesis-telemetry-extension
 mkdir -p "$CACHE" "$LOGS"
-rm -f "$LOGS"/*.log "$LOGS/result"
+[ "$BASE_ONLY" = 1 ] || [ -n "$RERUN" ] || rm -f "$LOGS"/*.log "$LOGS/result"
 
 # This machine's Debian mirror: the first deb URI ending in /debian.
 host_mirror() {
@@ -111,6 +123,7 @@ apt_net_conf() {
 }
 
 t_all=$(date +%s)
+if [ -z "$RERUN" ]; then
 # -- 1. the cached minimal root --------------------------------------------
 if [ "$REBUILD" = 1 ] || [ ! -f "$BASE/.kte-minbase" ] || [ "$(cat "$BASE/.kte-minbase")" != "$RELEASE $MIRROR" ]; then
   command -v debootstrap >/dev/null || {
@@ -127,6 +140,8 @@ if [ "$REBUILD" = 1 ] || [ ! -f "$BASE/.kte-minbase" ] || [ "$(cat "$BASE/.kte-m
   echo "$RELEASE $MIRROR" > "$BASE/.kte-minbase"
   say "minbase ready in $(( $(date +%s) - t0 )) s"
 fi
+
+[ "$BASE_ONLY" = 0 ] || { say "minbase $BASE ready"; exit 0; }
 
 say "fresh root $ROOT (copy of the minbase)"
 if [ -d "$ROOT" ]; then
@@ -179,6 +194,11 @@ mkdir -p "$ROOT/root"
 git clone -q --no-local "$REPO" "$ROOT$SRC"
 git -C "$ROOT$SRC" -c advice.detachedHead=false checkout -q --detach "$SHA"
 say "cloned $REPO at $(git -C "$ROOT$SRC" log -1 --format='%h %s' | cut -c1-90)"
+else
+  [ -d "$ROOT$SRC" ] || die "--rerun: no root left by an earlier run in $ROOT"
+  SHA=$(git -C "$ROOT$SRC" rev-parse HEAD)
+  say "--rerun: make $RERUN in the existing root $ROOT (not a fresh check)"
+fi
 
 # -- 4. inside: mounts in a private namespace, then the commands -----------
 envs=(HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -186,8 +206,11 @@ envs=(HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
   [ -z "${!v:-}" ] || envs+=("$v=${!v}")
 done
+RERUN_SUFFIX=
+[ -z "$RERUN" ] || RERUN_SUFFIX=-rerun
 cmds=(demo test)
 [ -z "$ONLY" ] || cmds=("$ONLY")
+[ -z "$RERUN" ] || cmds=(rerun)
 
 # Runs in the private mount namespace (unshare below): mount, then chroot.
 inside() {
@@ -198,32 +221,38 @@ inside() {
   mount --rbind /dev "$ROOT/dev"
   # The chroot gets its own /dev/pts and /dev/shm, not the host's.
   mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts "$ROOT/dev/pts"
+  mount --bind "$ROOT/dev/pts/ptmx" "$ROOT/dev/ptmx"
   mount -t tmpfs -o mode=1777,nosuid,nodev shm "$ROOT/dev/shm"
   local step=$1 log=$2
   if [ "$step" = setup ]; then
     chroot "$ROOT" env -i "${envs[@]}" sh -c \
       'apt-get -q update && apt-get -q install -y --no-install-recommends git make ca-certificates'
+  elif [ "$step" = rerun ]; then
+    chroot "$ROOT" env -i "${envs[@]}" sh -c "cd $SRC && make $RERUN"
   else
     chroot "$ROOT" env -i "${envs[@]}" sh -c "cd $SRC && make $step"
   fi >"$log" 2>&1
 }
 run_inside() { # step log
-  unshare --mount --propagation private -- bash -c "$(declare -p ROOT SRC envs); $(declare -f inside); inside $1 $2"
+  unshare --mount --propagation private -- bash -c "$(declare -p ROOT SRC RERUN envs); $(declare -f inside); inside $1 $2"
 }
 
-say "installing git, make, ca-certificates (log: ${LOGS#$REPO_SELF/}/setup.log)"
-t0=$(date +%s)
-run_inside setup "$LOGS/setup-apt.log" || { cat "$LOGS/setup-apt.log" >>"$LOGS/setup.log"; die "apt-get in the root failed; see $LOGS/setup.log"; }
-cat "$LOGS/setup-apt.log" >>"$LOGS/setup.log"; rm -f "$LOGS/setup-apt.log"
-say "setup done in $(( $(date +%s) - t0 )) s"
+if [ -z "$RERUN" ]; then
+  say "installing git, make, ca-certificates (log: ${LOGS#$REPO_SELF/}/setup.log)"
+  t0=$(date +%s)
+  run_inside setup "$LOGS/setup-apt.log" || { cat "$LOGS/setup-apt.log" >>"$LOGS/setup.log"; die "apt-get in the root failed; see $LOGS/setup.log"; }
+  cat "$LOGS/setup-apt.log" >>"$LOGS/setup.log"; rm -f "$LOGS/setup-apt.log"
+  say "setup done in $(( $(date +%s) - t0 )) s"
+fi
 
 fail=0
 summary=()
 for c in "${cmds[@]}"; do
-  say "make $c (log: ${LOGS#$REPO_SELF/}/$c.log)"
+  what="make $c"; [ "$c" != rerun ] || what="make $RERUN"
+  say "$what (log: ${LOGS#$REPO_SELF/}/$c.log)"
   t0=$(date +%s)
   if run_inside "$c" "$LOGS/$c.log"; then r=passed; else r="FAILED (exit $?)"; fail=1; fi
-  line="make $c: $r in $(( $(date +%s) - t0 )) s"
+  line="$what: $r in $(( $(date +%s) - t0 )) s"
   say "$line"
   summary+=("$line")
 done
@@ -231,8 +260,9 @@ done
   echo "release $RELEASE, mirror $MIRROR, commit $SHA"
   printf '%s\n' "${summary[@]}"
   echo "total $(( $(date +%s) - t_all )) s"
-} > "$LOGS/result"
-say "result ($LOGS/result):"
-sed 's/^/  /' "$LOGS/result"
-if [ "$fail" = 0 ] && [ "$KEEP" = 0 ]; then rm -rf "$ROOT"; else say "root kept in $ROOT"; fi
+} > "$LOGS/result$RERUN_SUFFIX"
+say "result ($LOGS/result$RERUN_SUFFIX):"
+sed 's/^/  /' "$LOGS/result$RERUN_SUFFIX"
+if [ "$fail" = 0 ] && [ "$KEEP" = 0 ] && [ -z "$RERUN" ]; then rm -rf "$ROOT"; else say "root kept in $ROOT"; fi
 exit "$fail"
+}
