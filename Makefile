@@ -22,8 +22,9 @@ deps:
 	@bash scripts/install-deps.sh -q
 
 # Every test: C unit tests (plain and under ASan+UBSan), the sandbox's own
-# tests, then the end-to-end integration tests of the real binary.
-test: deps build test-unit test-asan test-sim test-integration test-faults test-infra test-layer
+# tests, the end-to-end tests of the real binary, the layers, then infra/ (after
+# test-layer, so that its check of the built layer zips runs, not skips).
+test: deps build test-unit test-asan test-sim test-integration test-faults test-layer test-infra
 
 test-unit: build
 	ctest --test-dir $(BUILD) --output-on-failure
