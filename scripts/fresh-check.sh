@@ -251,7 +251,11 @@ for c in "${cmds[@]}"; do
   what="make $c"; [ "$c" != rerun ] || what="make $RERUN"
   say "$what (log: ${LOGS#$REPO_SELF/}/$c.log)"
   t0=$(date +%s)
-  if run_inside "$c" "$LOGS/$c.log"; then r=passed; else r="FAILED (exit $?)"; fail=1; fi
+  if run_inside "$c" "$LOGS/$c.log"; then r=passed; else
+    r="FAILED (exit $?)"; fail=1
+    say "$what failed; the end of its log:"
+    tail -n 40 "$LOGS/$c.log" | cut -c1-400 | sed 's/^/  | /'
+  fi
   line="$what: $r in $(( $(date +%s) - t0 )) s"
   say "$line"
   summary+=("$line")
