@@ -12,14 +12,18 @@
 #  3. A clean clone of the committed revision (HEAD of this work tree unless
 #     --repo/--ref say otherwise) in /root/kinesis-telemetry-extension: nothing
 #     uncommitted, no build/, no node_modules, no ../shared.
-#  4. Inside it, as root, with /proc, /sys, /dev, /dev/pts, /dev/shm mounted:
+#  4. Inside it, as root, with /proc, /sys, /dev, /dev/pts, /dev/shm mounted
+#     (pivot_root into the root, see below):
 #     `make demo`, then `make test` (both run even if the first fails).
 #
 # Mounts live in a private mount namespace (unshare --mount), so they vanish
-# when the check ends, however it ends; the root itself is bind-mounted onto
-# itself so that it is a mount point like a real machine's / (`unshare
-# --propagation private`, used by lambda-sim, fails in a chroot whose / is
-# not one).
+# when the check ends, however it ends. The root becomes that namespace's /
+# with pivot_root, not chroot, so that it looks like a real machine's / to
+# what runs inside: a mount point (lambda-sim's `unshare --propagation
+# private` needs one) whose nested mount namespaces show the same paths
+# (/proc/PID/exe). /etc/hostname and /etc/hosts are written as the Debian
+# installer writes them (debootstrap leaves no /etc/hosts, and lambda-sim maps
+# sandbox.localdomain by bind-mounting over it).
 #
 # Proxies and extra CAs: a machine that reaches the mirrors and npm through a
 # proxy or a TLS-inspecting gateway needs the same inside. Copied in: apt
@@ -187,7 +191,16 @@ for rc in /etc/npmrc /usr/etc/npmrc; do
   grep -E '^[[:space:]]*(proxy|https-proxy|noproxy|registry|cafile)[[:space:]]*=' "$rc" >> "$ROOT/etc/npmrc" || true
 done
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
+# What the Debian installer (or a cloud image) writes and debootstrap does not.
 echo "fresh-check" > "$ROOT/etc/hostname"
+cat > "$ROOT/etc/hosts" <<EOF
+127.0.0.1	localhost
+127.0.1.1	fresh-check
+
+::1	localhost ip6-localhost ip6-loopback
+ff02::1	ip6-allnodes
+ff02::2	ip6-allrouters
+EOF
 
 # -- 3. the clone ----------------------------------------------------------
 mkdir -p "$ROOT/root"
@@ -212,29 +225,40 @@ cmds=(demo test)
 [ -z "$ONLY" ] || cmds=("$ONLY")
 [ -z "$RERUN" ] || cmds=(rerun)
 
-# Runs in the private mount namespace (unshare below): mount, then chroot.
+# Runs in the private mount namespace (unshare below): mount, then make the
+# root the namespace's / with pivot_root (not chroot), and run the step. With a
+# mere chroot, processes in nested mount namespaces (lambda-sim runs the
+# extension under `unshare --mount`) show /proc/PID/exe with the host path of
+# the root in front, which no real machine does and which the tests' process
+# lookups rightly do not expect. Output goes to the caller's redirection: the
+# host's files are out of reach after the pivot.
 inside() {
   set -euo pipefail
+  local step=$1 cmd
+  case $step in
+    setup) cmd='apt-get -q update && apt-get -q install -y --no-install-recommends git make ca-certificates' ;;
+    rerun) cmd="cd $SRC && make $RERUN" ;;
+    *) cmd="cd $SRC && make $step" ;;
+  esac
   mount --bind "$ROOT" "$ROOT"
   mount -t proc proc "$ROOT/proc"
   mount -t sysfs sysfs "$ROOT/sys"
   mount --rbind /dev "$ROOT/dev"
-  # The chroot gets its own /dev/pts and /dev/shm, not the host's.
+  # Its own /dev/pts and /dev/shm, not the host's.
   mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts "$ROOT/dev/pts"
   mount --bind "$ROOT/dev/pts/ptmx" "$ROOT/dev/ptmx"
   mount -t tmpfs -o mode=1777,nosuid,nodev shm "$ROOT/dev/shm"
-  local step=$1 log=$2
-  if [ "$step" = setup ]; then
-    chroot "$ROOT" env -i "${envs[@]}" sh -c \
-      'apt-get -q update && apt-get -q install -y --no-install-recommends git make ca-certificates'
-  elif [ "$step" = rerun ]; then
-    chroot "$ROOT" env -i "${envs[@]}" sh -c "cd $SRC && make $RERUN"
-  else
-    chroot "$ROOT" env -i "${envs[@]}" sh -c "cd $SRC && make $step"
-  fi >"$log" 2>&1
+  mkdir -p "$ROOT/.kte-old-root"
+  cd "$ROOT"
+  pivot_root . .kte-old-root
+  cd /
+  umount -l /.kte-old-root
+  rmdir /.kte-old-root
+  exec env -i "${envs[@]}" sh -c "$cmd"
 }
 run_inside() { # step log
-  unshare --mount --propagation private -- bash -c "$(declare -p ROOT SRC RERUN envs); $(declare -f inside); inside $1 $2"
+  unshare --mount --propagation private -- bash -c \
+    "$(declare -p ROOT SRC RERUN envs); $(declare -f inside); inside $1" >"$2" 2>&1
 }
 
 if [ -z "$RERUN" ]; then
