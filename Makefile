@@ -8,7 +8,7 @@ JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST  = $(PYTHON) -m pytest -q -p no:cacheprovider
 
 .PHONY: all build test test-unit test-asan test-tsan test-sim test-integration test-faults test-hostile test-infra test-layer demo \
-        layer synth bench format format-check clean deps
+        layer synth bench format format-check clean deps fresh-check
 
 all: build
 
@@ -22,8 +22,9 @@ deps:
 	@bash scripts/install-deps.sh -q
 
 # Every test: C unit tests (plain and under ASan+UBSan), the sandbox's own
-# tests, then the end-to-end integration tests of the real binary.
-test: deps build test-unit test-asan test-tsan test-sim test-integration test-faults test-hostile test-infra test-layer
+# tests, the end-to-end tests of the real binary, the layers, then infra/ (after
+# test-layer, so that its check of the built layer zips runs, not skips).
+test: deps build test-unit test-asan test-tsan test-sim test-integration test-faults test-hostile test-layer test-infra
 
 test-unit: build
 	ctest --test-dir $(BUILD) --output-on-failure
@@ -63,6 +64,13 @@ demo: deps build
 layer:
 	bash scripts/build-layer.sh
 
+# The zips `make synth` needs, rebuilt when the code or the layer build changed
+# (one run for both: the script shares its source download between them).
+LAYER_ZIPS   := build/layer-x86_64.zip build/layer-arm64.zip
+LAYER_INPUTS := $(wildcard src/*.c src/*.h scripts/layer/*) CMakeLists.txt scripts/build-layer.sh
+$(LAYER_ZIPS) &: $(LAYER_INPUTS)
+	bash scripts/build-layer.sh
+
 # Builds both layers, then runs each in a bare chroot (arm64 under qemu-user)
 # over verified HTTPS. Needs root (chroot, mknod).
 test-layer:
@@ -74,11 +82,18 @@ $(INFRA_DEPS): infra/package.json infra/package-lock.json
 	cd infra && npm ci --no-audit --no-fund
 	@touch $@
 
-synth: $(INFRA_DEPS)
+# Builds the layer zips first unless CDK_CONTEXT points elsewhere (-c layerDir=DIR).
+synth: $(INFRA_DEPS) $(if $(findstring layerDir,$(CDK_CONTEXT)),,$(LAYER_ZIPS))
 	cd infra && npm run --silent synth -- $(CDK_CONTEXT)
 
 test-infra: $(INFRA_DEPS)
 	cd infra && npm test
+
+# README's two commands (make demo, make test) as root in a pristine Debian
+# root (debootstrap minbase + git, make, ca-certificates) from a clean clone of
+# HEAD; FRESH_ARGS="--release trixie", "--ref REV", ... (see --help).
+fresh-check:
+	bash scripts/fresh-check.sh $(FRESH_ARGS)
 
 bench: deps build
 	bash scripts/bench.sh

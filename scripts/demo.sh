@@ -4,8 +4,11 @@
 #  1. scripts/install-deps.sh (quick when everything is there)
 #  2. kinesis-local on free 127.0.0.1 ports, stream kte-demo
 #  3. tools/lambda-sim: build/kinesis-telemetry-extension + examples/function/bootstrap, 3 invokes
-#  4. every record of the stream, decoded, one per line, and a count line
-# Everything started here is stopped on exit. DEMO_INVOKES overrides 3.
+#  4. every record of the stream, one line each (time, type, request id, the
+#     log line or the platform metrics; scripts/demo_view.py), a count line,
+#     and the extension's delivered/dropped counters from its metrics (EMF) line
+# Everything started here is stopped on exit. DEMO_INVOKES overrides 3;
+# DEMO_RAW=1 prints the records as the raw JSON envelopes instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,11 +64,18 @@ env -u AWS_SESSION_TOKEN -u AWS_PROFILE \
   "$SIM" --extension "$EXT" --bootstrap examples/function/bootstrap --invokes "$INVOKES" \
   --env KTE_STREAM_NAME="$STREAM" --env KTE_ENDPOINT="$endpoint" \
   --env KTE_LISTENER_HOST=127.0.0.1 --env KTE_LISTENER_PORT="$port" \
-  --env KTE_BUFFER_TIMEOUT_MS=25 --summary "$work/summary.json"
+  --env KTE_BUFFER_TIMEOUT_MS=25 --summary "$work/summary.json" --verbose 2>"$work/lambda-sim.log"
 sim_rc=$?
 set -e
+# --verbose echoes every process's output (the extension's metrics line too)
+# into the log; the sandbox's own warnings are worth seeing here.
+grep '^lambda-sim: warning:' "$work/lambda-sim.log" >&2 || true
 say "lambda-sim exited with $sim_rc"
+[ "$sim_rc" = 0 ] || tail -n 20 "$work/lambda-sim.log" >&2
 
 say "records in stream $STREAM:"
-"$PY" "$CLI" read --endpoint "$endpoint" "$STREAM"
+raw=()
+[ "${DEMO_RAW:-0}" = 0 ] || raw=(--raw)
+"$PY" scripts/demo_view.py --endpoint "$endpoint" --stream "$STREAM" --sim-log "$work/lambda-sim.log" "${raw[@]}" \
+  || { [ "$sim_rc" != 0 ] || sim_rc=1; }
 exit "$sim_rc"

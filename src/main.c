@@ -5,6 +5,7 @@
  * libmicrohttpd's thread receives telemetry; the pipeline's sender thread
  * calls PutRecords; a signal thread turns SIGTERM/SIGINT into flush-and-exit. */
 #include "kte_config.h"
+#include "kte_config_vars.h"
 #include "kte_flush.h"
 #include "kte_lambda_api.h"
 #include "kte_listener.h"
@@ -22,6 +23,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+extern char **environ;
 
 #define SIGNAL_FLUSH_MS 1500
 
@@ -258,6 +261,8 @@ int main(int argc, char **argv)
     int cfg_rc = kte_config_load(&a.cfg, kte_config_process_env, NULL, errtype, sizeof errtype, msg,
                                  sizeof msg);
     kte_log_set_level(cfg_rc == 0 ? (enum kte_log_level)a.cfg.log_level : KTE_LOG_WARN);
+    /* A typo (KTE_STREM_NAME) or a newer version's option: warn, go on. */
+    kte_config_vars_warn_unknown(environ);
 
     char err[512];
     if (kte_lambda_register(&a.api, name, cfg_rc == 0 && a.cfg.managed_instances, err,

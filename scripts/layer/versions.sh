@@ -36,7 +36,11 @@ KTE_LAYER_SECURITY_SUITES="trixie-security bookworm-security"
 KTE_LAYER_HOST_PACKAGES=(
   build-essential cmake pkg-config dpkg-dev python3 file
   autoconf automake libtool
-  gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross
+  gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu
+  # Only a Recommends of gcc-aarch64-linux-gnu, and we install without
+  # recommends: without its headers musl's configure builds no musl-gcc
+  # wrapper and the arm64 build fails.
+  libc6-dev-arm64-cross
   debian-archive-keyring
 )
 

@@ -71,15 +71,18 @@ def describe(data):
         return None, "other"
 
 
+def count_line(records, stream):
+    """'23 records in stream NAME (9 function, 14 platform)'."""
+    kinds = collections.Counter(describe(r["data"])[1].split(".")[0] for r in records)
+    detail = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    return f"{len(records)} records in stream {stream}" + (f" ({detail})" if detail else "")
+
+
 def cmd_read(args):
     records = harness.Kinesis(args.endpoint, args.region).read_all(args.name)
-    kinds = collections.Counter()
     for r in records:
-        text = r["data"].decode("utf-8", "replace")
-        print(text)
-        kinds[describe(r["data"])[1].split(".")[0]] += 1
-    detail = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
-    print(f"{len(records)} records in stream {args.name}" + (f" ({detail})" if detail else ""))
+        print(r["data"].decode("utf-8", "replace"))
+    print(count_line(records, args.name))
     return 0
 
 

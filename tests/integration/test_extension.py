@@ -421,6 +421,24 @@ def test_configuration_error_fails_init(kinesis_local, kinesis_proxy, stream, ex
     assert kinesis_proxy.calls == []
 
 
+def test_unknown_variables_are_warned_about_not_fatal(kinesis_local, kinesis_proxy, stream, extension_bin,
+                                                      lambda_sim, tmp_path):
+    """A typo and a newer version's option: one warning each at start, naming
+    the closest known variable when there is one; everything else as usual."""
+    run = run_extension(kinesis_local, kinesis_proxy, stream, tmp_path, invokes=2, lines=2,
+                        kte={"STREM_NAME": "typo", "COMPRESSION": "zstd"})
+    assert_clean_run(run, 2)
+    assert_stream_matches_delivery(run)
+    assert_function_lines(run, 2, 2)
+    texts = [ev["record"] for _, ev in run.events("extension")]
+    typo = [t for t in texts if "KTE_STREM_NAME" in t]
+    assert len(typo) == 1, texts
+    assert "did you mean KTE_STREAM_NAME?" in typo[0]
+    newer = [t for t in texts if "KTE_COMPRESSION" in t]
+    assert len(newer) == 1, texts
+    assert "did you mean" not in newer[0] and "not an option of this version" in newer[0]
+
+
 # --------------------------------------------------------------------------
 # SIGTERM
 
