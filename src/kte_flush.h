@@ -28,6 +28,56 @@ struct kte_invoke_plan {
 struct kte_invoke_plan kte_flush_plan_invoke(const struct kte_config *cfg, int64_t now,
                                              int64_t last_flush, int64_t invoke_deadline);
 
+/* What the adaptive (and the bench-only Datadog) mode has observed of this
+ * environment: wall-clock times (kte_epoch_ms), because what matters is how
+ * long the environment idles, frozen or not. Owned by the lifecycle thread;
+ * the functions below only read or update it, without clocks or threads. */
+#define KTE_ADAPT_HISTORY       8  /* inter-arrival gaps kept */
+#define KTE_ADAPT_WARMUP        3  /* gaps needed before deferring a flush */
+#define KTE_ADAPT_MARGIN        50 /* ms: Telemetry API buffering and a PutRecords on top */
+#define KTE_DATADOG_WARMUP      20
+#define KTE_DATADOG_FREQUENT_MS 120000
+
+struct kte_flush_history {
+    int64_t gaps[KTE_ADAPT_HISTORY]; /* ring of the latest gaps between INVOKEs */
+    uint64_t ngaps;                  /* gaps ever recorded */
+    uint64_t invokes;                /* INVOKEs seen */
+    int64_t last_invoke;             /* wall ms of the latest INVOKE, 0: none */
+};
+
+/* Records an INVOKE that arrived at now (wall ms). */
+void kte_flush_history_invoke(struct kte_flush_history *h, int64_t now);
+
+/* The idle to expect after this invoke: the longest of the recent gaps
+ * between INVOKEs (a gap includes the handler, so this over-estimates the
+ * idle, which errs on the side of flushing). -1 before KTE_ADAPT_WARMUP gaps. */
+int64_t kte_flush_predicted_gap(const struct kte_flush_history *h);
+
+/* Adaptive: whether this invoke may call next at once and leave what is
+ * buffered to the sender's timer. Yes when the next INVOKE is predicted
+ * soon enough that an event buffered now is delivered within
+ * KTE_MAX_LATENCY_MS even if the environment freezes meanwhile: predicted
+ * gap + the timer's period + KTE_ADAPT_MARGIN <= max_latency_ms. */
+bool kte_flush_adaptive_defer(const struct kte_config *cfg, const struct kte_flush_history *h);
+
+/* The plan of an invoke with what has been observed (h: may be NULL, then
+ * adaptive flushes like end). h must already hold this INVOKE. */
+struct kte_invoke_plan kte_flush_plan_invoke_h(const struct kte_config *cfg, int64_t now,
+                                               int64_t last_flush, int64_t invoke_deadline,
+                                               const struct kte_flush_history *h);
+
+/* Whether the environment was frozen while events waited in the extension:
+ * next was called at called and returned at returned (wall ms), and the
+ * sender's timer would have delivered a waiting event within
+ * KTE_MAX_LATENCY_MS had the process run. A gap longer than that bound means
+ * the process did not run (frozen) for most of it. */
+bool kte_flush_was_frozen(const struct kte_config *cfg, int64_t called, int64_t returned);
+
+/* Events received before next was called (received_at_call) and not yet
+ * delivered or dropped when it returned (settled_at_return: delivered +
+ * dropped then; delivery is in order): EventsDeliveredAfterFreeze. */
+uint64_t kte_flush_held_over_freeze(uint64_t received_at_call, uint64_t settled_at_return);
+
 /* End of an end-of-invoke flush that starts at now. */
 int64_t kte_flush_invoke_flush_deadline(const struct kte_config *cfg, int64_t now,
                                         const struct kte_invoke_plan *plan);

@@ -529,7 +529,8 @@ static void settle(struct kte_pipeline *p, size_t n, enum kte_put_status st, con
         p->overflow_logged = false;
         queue_drop_report(p);
     }
-    if (p->cfg->flush_mode == KTE_FLUSH_CONTINUOUS || p->flushes)
+    if (p->cfg->flush_mode == KTE_FLUSH_CONTINUOUS || p->cfg->flush_mode == KTE_FLUSH_ADAPTIVE ||
+        p->flushes)
         p->last_flush_ms = now;
 }
 

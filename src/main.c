@@ -41,6 +41,8 @@ struct app {
     pthread_cond_t gate_cv;
     bool finishing;   /* gate_mu */
     bool in_pipeline; /* gate_mu */
+    /* The lifecycle thread's own: what the adaptive flush observed. */
+    struct kte_flush_history flush_history;
 };
 
 static void park_forever(void)
@@ -153,8 +155,9 @@ static void on_invoke(struct app *a, const struct kte_next_event *ev, int64_t de
     struct kte_pipeline *p = a->pipeline;
     lifecycle_enter(a);
     kte_pipeline_set_request(p, ev->request_id);
-    struct kte_invoke_plan plan =
-        kte_flush_plan_invoke(&a->cfg, kte_now_ms(), kte_pipeline_last_flush_ms(p), deadline);
+    kte_flush_history_invoke(&a->flush_history, kte_epoch_ms());
+    struct kte_invoke_plan plan = kte_flush_plan_invoke_h(
+        &a->cfg, kte_now_ms(), kte_pipeline_last_flush_ms(p), deadline, &a->flush_history);
     if (plan.flush) {
         /* Flush once the runtime is done, so that the invoke's own logs and
          * its runtimeDone leave with it and nothing waits in a frozen
@@ -280,9 +283,22 @@ int main(int argc, char **argv)
              a.cfg.stream_name[0] ? a.cfg.stream_name : a.cfg.stream_arn);
 
     char last_rid[64] = "";
+    struct kte_metrics *m = kte_pipeline_metrics(a.pipeline);
     for (;;) {
         struct kte_next_event ev;
-        if (kte_lambda_next(&a.api, &ev, err, sizeof err) != 0) {
+        /* Events received before next and still undelivered after a freeze
+         * are counted (EventsDeliveredAfterFreeze, docs/flush.md). */
+        uint64_t received_at_call = atomic_load(&m->received);
+        int64_t called = kte_epoch_ms();
+        int next_rc = kte_lambda_next(&a.api, &ev, err, sizeof err);
+        if (next_rc == 0 && kte_flush_was_frozen(&a.cfg, called, kte_epoch_ms())) {
+            uint64_t settled = atomic_load(&m->delivered) + kte_metrics_dropped_total(m);
+            uint64_t held = kte_flush_held_over_freeze(received_at_call, settled);
+            atomic_fetch_add(&m->delivered_after_freeze, held);
+            if (held)
+                KTE_DEBUG("%llu events waited through a freeze", (unsigned long long)held);
+        }
+        if (next_rc != 0) {
             /* Without the Extensions API there is no lifecycle left to follow. */
             KTE_ERROR("%s; flushing and exiting", err);
             kte_lambda_report_error(&a.api, false, "Extension.NextFailed", err);
