@@ -32,9 +32,12 @@ struct kte_invoke_plan kte_flush_plan_invoke(const struct kte_config *cfg, int64
  * environment: wall-clock times (kte_epoch_ms), because what matters is how
  * long the environment idles, frozen or not. Owned by the lifecycle thread;
  * the functions below only read or update it, without clocks or threads. */
-#define KTE_ADAPT_HISTORY       8  /* inter-arrival gaps kept */
-#define KTE_ADAPT_WARMUP        3  /* gaps needed before deferring a flush */
-#define KTE_ADAPT_MARGIN        50 /* ms: Telemetry API buffering and a PutRecords on top */
+#define KTE_ADAPT_HISTORY 8  /* inter-arrival gaps kept */
+#define KTE_ADAPT_MARGIN  50 /* ms: Telemetry API buffering and a PutRecords on top */
+/* Gaps needed before deferring a flush: one. A wrong guess costs one
+ * invoke's events waiting through an idle (counted), while each invoke
+ * flushed at its end costs ~25 ms billed or more (docs/flush.md). */
+#define KTE_ADAPT_WARMUP        1
 #define KTE_DATADOG_WARMUP      20
 #define KTE_DATADOG_FREQUENT_MS 120000
 
