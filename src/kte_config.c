@@ -169,12 +169,13 @@ static int load_flush(struct ctx *c, struct kte_config *cfg)
     cfg->flush_mode = KTE_FLUSH_ADAPTIVE;
     cfg->flush_interval_ms = 0;
     /* The adaptive mode's bound on an event's delivery latency; its sender
-     * timer runs at half of it, so that an event that waits a whole timer
-     * period plus a predicted freeze still makes it (docs/flush.md). */
+     * timer runs at a quarter of it, so that an event that waits a whole
+     * timer period plus a predicted freeze still makes it, and batches stay
+     * small enough to drain within a shutdown (docs/flush.md). */
     if (get_long(c, "KTE_MAX_LATENCY_MS", 2000, 200, 900000, "", &cfg->max_latency_ms))
         return -1;
     if (!v || !strcmp(v, "adaptive")) {
-        cfg->flush_interval_ms = cfg->max_latency_ms / 2;
+        cfg->flush_interval_ms = cfg->max_latency_ms / 4;
         goto managed;
     }
     if (!strcmp(v, "end")) {
@@ -210,9 +211,10 @@ managed:
     /* Managed Instances run invokes concurrently and send no INVOKE events to
      * extensions, so "end of invoke" does not exist there: flush on a timer. */
     if (cfg->managed_instances && cfg->flush_mode != KTE_FLUSH_CONTINUOUS) {
-        cfg->flush_mode = KTE_FLUSH_CONTINUOUS;
-        if (!cfg->flush_interval_ms)
+        /* periodic keeps its interval; the others get 1 s, as before adaptive */
+        if (cfg->flush_mode != KTE_FLUSH_PERIODIC)
             cfg->flush_interval_ms = 1000;
+        cfg->flush_mode = KTE_FLUSH_CONTINUOUS;
     }
     return 0;
 }

@@ -48,9 +48,32 @@ bool kte_flush_was_frozen(const struct kte_config *cfg, int64_t called, int64_t 
     return returned - called > cfg->max_latency_ms;
 }
 
-uint64_t kte_flush_held_over_freeze(uint64_t received_at_call, uint64_t settled_at_return)
+void kte_intake_log_add(struct kte_intake_log *l, int64_t t, uint64_t events)
 {
-    return received_at_call > settled_at_return ? received_at_call - settled_at_return : 0;
+    uint64_t before = l->n ? l->e[(l->n - 1) % KTE_INTAKE_LOG].after : 0;
+    unsigned i = (unsigned)(l->n % KTE_INTAKE_LOG);
+    l->e[i].t = t;
+    l->e[i].before = before;
+    l->e[i].after = before + events;
+    l->n++;
+}
+
+uint64_t kte_intake_log_before(const struct kte_intake_log *l, int64_t t)
+{
+    uint64_t kept = l->n < KTE_INTAKE_LOG ? l->n : KTE_INTAKE_LOG;
+    uint64_t oldest = 0;
+    for (uint64_t k = 1; k <= kept; k++) { /* newest first */
+        unsigned i = (unsigned)((l->n - k) % KTE_INTAKE_LOG);
+        if (l->e[i].t < t)
+            return l->e[i].after;
+        oldest = l->e[i].before;
+    }
+    return oldest;
+}
+
+uint64_t kte_flush_held_over_freeze(uint64_t received, uint64_t settled)
+{
+    return received > settled ? received - settled : 0;
 }
 
 struct kte_invoke_plan kte_flush_plan_invoke(const struct kte_config *cfg, int64_t now,

@@ -76,10 +76,29 @@ struct kte_invoke_plan kte_flush_plan_invoke_h(const struct kte_config *cfg, int
  * the process did not run (frozen) for most of it. */
 bool kte_flush_was_frozen(const struct kte_config *cfg, int64_t called, int64_t returned);
 
-/* Events received before next was called (received_at_call) and not yet
- * delivered or dropped when it returned (settled_at_return: delivered +
- * dropped then; delivery is in order): EventsDeliveredAfterFreeze. */
-uint64_t kte_flush_held_over_freeze(uint64_t received_at_call, uint64_t settled_at_return);
+/* When the Telemetry API's bodies arrived (wall ms) and how many events
+ * had arrived by then: the pipeline adds one entry per body; at a thaw,
+ * kte_intake_log_before tells how many events the extension already held
+ * when the freeze began, leaving out what Lambda hands over after it. */
+#define KTE_INTAKE_LOG 16
+struct kte_intake_log {
+    struct {
+        int64_t t;       /* wall ms the body arrived */
+        uint64_t before; /* events that arrived before it */
+        uint64_t after;  /* and with it */
+    } e[KTE_INTAKE_LOG];
+    uint64_t n; /* bodies ever added */
+};
+
+void kte_intake_log_add(struct kte_intake_log *l, int64_t t, uint64_t events);
+/* Events in the bodies that arrived before t (exact while fewer than
+ * KTE_INTAKE_LOG bodies arrived from t on). */
+uint64_t kte_intake_log_before(const struct kte_intake_log *l, int64_t t);
+
+/* Events that waited in the extension through a freeze: those that arrived
+ * before the thaw (received) and were not yet delivered or dropped when
+ * next returned (settled: delivery is in order). EventsDeliveredAfterFreeze. */
+uint64_t kte_flush_held_over_freeze(uint64_t received, uint64_t settled);
 
 /* End of an end-of-invoke flush that starts at now. */
 int64_t kte_flush_invoke_flush_deadline(const struct kte_config *cfg, int64_t now,

@@ -42,8 +42,8 @@ struct kte_metrics {
     atomic_uint_fast64_t connections_without_request; /* closed before one complete request */
     atomic_uint_fast64_t requests_incomplete;         /* ended unanswered: timed out, client gone */
     /* Events that waited in the extension through a freeze (docs/flush.md):
-     * received before next was called, still undelivered when it returned
-     * after a gap longer than KTE_MAX_LATENCY_MS. */
+     * received but undelivered when next returned after a gap longer than
+     * KTE_MAX_LATENCY_MS. */
     atomic_uint_fast64_t delivered_after_freeze;
 };
 

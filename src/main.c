@@ -286,14 +286,19 @@ int main(int argc, char **argv)
     struct kte_metrics *m = kte_pipeline_metrics(a.pipeline);
     for (;;) {
         struct kte_next_event ev;
-        /* Events received before next and still undelivered after a freeze
-         * are counted (EventsDeliveredAfterFreeze, docs/flush.md). */
-        uint64_t received_at_call = atomic_load(&m->received);
+        /* A freeze with events in the extension: they wait for the thaw
+         * (EventsDeliveredAfterFreeze, docs/flush.md). Lambda hands out the
+         * INVOKE at the thaw, the telemetry it held during the freeze just
+         * after: bodies from KTE_ADAPT_MARGIN before the return on are
+         * taken as post-thaw ones. */
         int64_t called = kte_epoch_ms();
         int next_rc = kte_lambda_next(&a.api, &ev, err, sizeof err);
-        if (next_rc == 0 && kte_flush_was_frozen(&a.cfg, called, kte_epoch_ms())) {
+        int64_t returned = kte_epoch_ms();
+        if (next_rc == 0 && kte_flush_was_frozen(&a.cfg, called, returned)) {
+            uint64_t received =
+                kte_pipeline_received_before(a.pipeline, returned - KTE_ADAPT_MARGIN);
             uint64_t settled = atomic_load(&m->delivered) + kte_metrics_dropped_total(m);
-            uint64_t held = kte_flush_held_over_freeze(received_at_call, settled);
+            uint64_t held = kte_flush_held_over_freeze(received, settled);
             atomic_fetch_add(&m->delivered_after_freeze, held);
             if (held)
                 KTE_DEBUG("%llu events waited through a freeze", (unsigned long long)held);

@@ -108,7 +108,8 @@ def percentile(v, p):
 
 def run_trace(sink: RecordingSink, kl, binary: str, steps: List[dict], strategy: str, workdir: Path,
               extra_env: Optional[Dict[str, str]] = None, stream: Optional[str] = None) -> dict:
-    """One lambda-sim run of a trace with KTE_FLUSH=strategy; raw results."""
+    """One lambda-sim run of a trace with KTE_FLUSH=strategy (None: unset, the
+    default); raw results."""
     workdir.mkdir(parents=True, exist_ok=True)
     trace = write_trace(steps, workdir / "trace.jsonl")
     stream = stream or h.unique_stream_name("flush")
@@ -123,7 +124,7 @@ def run_trace(sink: RecordingSink, kl, binary: str, steps: List[dict], strategy:
                                 "--subscriber-queue-max", "100000"],
                     run_timeout=1800)
     emf = h.emf_lines(run.stderr)
-    return {"strategy": strategy, "result": run, "summary": run.summary or {}, "emf": emf[-1] if emf else {},
+    return {"strategy": strategy or "default", "result": run, "summary": run.summary or {}, "emf": emf[-1] if emf else {},
             "arrivals": list(sink.arrivals), "stream": stream, "load": [load_before, os.getloadavg()]}
 
 

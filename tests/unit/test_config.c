@@ -108,7 +108,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->partition_key, KTE_PK_ENVIRONMENT);
     assert_int_equal(c->flush_mode, KTE_FLUSH_ADAPTIVE); /* issue 12: the default */
     assert_int_equal(c->max_latency_ms, 2000);
-    assert_int_equal(c->flush_interval_ms, 1000); /* the sender timer: half the bound */
+    assert_int_equal(c->flush_interval_ms, 500); /* the sender timer: a quarter of the bound */
     assert_int_equal(c->flush_wait_ms, 0);
     assert_int_equal(c->flush_timeout_ms, 2000);
     assert_int_equal(c->max_record_bytes, 1048576);
@@ -179,6 +179,10 @@ static void test_managed_instances(void **state)
     /* No end of invoke there: end and periodic become continuous, keeping
      * a configured interval. */
     kt_env_set(&t->env, "KTE_FLUSH", "end");
+    load_ok(t);
+    assert_int_equal(t->cfg.flush_mode, KTE_FLUSH_CONTINUOUS);
+    assert_int_equal(t->cfg.flush_interval_ms, 1000);
+    kt_env_set(&t->env, "KTE_FLUSH", "adaptive");
     load_ok(t);
     assert_int_equal(t->cfg.flush_mode, KTE_FLUSH_CONTINUOUS);
     assert_int_equal(t->cfg.flush_interval_ms, 1000);
@@ -532,7 +536,7 @@ static void test_flush(void **state)
         long ms;
     } ok[] = {
         {"end", KTE_FLUSH_END, 0},
-        {"adaptive", KTE_FLUSH_ADAPTIVE, 1000},
+        {"adaptive", KTE_FLUSH_ADAPTIVE, 500},
         {"x-datadog", KTE_FLUSH_DATADOG, 20000},
         {"periodic,1000", KTE_FLUSH_PERIODIC, 1000},
         {"continuous,500", KTE_FLUSH_CONTINUOUS, 500},
@@ -567,7 +571,7 @@ static void test_flush(void **state)
     load_ok(t);
     assert_int_equal(t->cfg.flush_mode, KTE_FLUSH_ADAPTIVE);
     assert_int_equal(t->cfg.max_latency_ms, 5000);
-    assert_int_equal(t->cfg.flush_interval_ms, 2500);
+    assert_int_equal(t->cfg.flush_interval_ms, 1250);
     expect_fail(t, "KTE_MAX_LATENCY_MS", "199", ERR_INVALID, "KTE_MAX_LATENCY_MS",
                 "from 200 to 900000", NULL);
     expect_fail(t, "KTE_MAX_LATENCY_MS", "2s", ERR_INVALID, "KTE_MAX_LATENCY_MS", "whole number",

@@ -326,7 +326,7 @@ static void adaptive_cfg(struct kte_config *c)
     default_cfg(c);
     c->flush_mode = KTE_FLUSH_ADAPTIVE;
     c->max_latency_ms = 2000;
-    c->flush_interval_ms = 1000;
+    c->flush_interval_ms = 500;
 }
 
 /* INVOKEs every gap ms, n of them, the last at NOW. */
@@ -385,7 +385,7 @@ static void test_adaptive_defers_when_next_invoke_is_soon(void **state)
     adaptive_cfg(&c);
     struct kte_flush_history h;
     /* steady (5/s) and busy (50/s): next at once, the timer delivers */
-    static const int64_t soon[] = {20, 200, 950};
+    static const int64_t soon[] = {20, 200, 1450};
     for (size_t i = 0; i < sizeof soon / sizeof soon[0]; i++) {
         invokes_every(&h, KTE_ADAPT_WARMUP + 1, soon[i]);
         struct kte_invoke_plan p = kte_flush_plan_invoke_h(&c, NOW, NOW, NOW + 3000, &h);
@@ -393,13 +393,13 @@ static void test_adaptive_defers_when_next_invoke_is_soon(void **state)
         assert_false(p.wait_runtime_done);
     }
     /* the bound: gap + timer + margin <= max latency */
-    invokes_every(&h, 5, 2000 - 1000 - KTE_ADAPT_MARGIN);
+    invokes_every(&h, 5, 2000 - 500 - KTE_ADAPT_MARGIN);
     assert_true(kte_flush_adaptive_defer(&c, &h));
-    invokes_every(&h, 5, 2000 - 1000 - KTE_ADAPT_MARGIN + 1);
+    invokes_every(&h, 5, 2000 - 500 - KTE_ADAPT_MARGIN + 1);
     assert_false(kte_flush_adaptive_defer(&c, &h));
     /* a larger bound defers for sparser traffic */
     c.max_latency_ms = 60000;
-    c.flush_interval_ms = 30000;
+    c.flush_interval_ms = 15000;
     invokes_every(&h, 5, 20000);
     assert_true(kte_flush_adaptive_defer(&c, &h));
 }
@@ -443,6 +443,22 @@ static void test_adaptive_freeze_accounting(void **state)
     assert_true(kte_flush_was_frozen(&c, NOW, NOW + 2001));
     assert_false(kte_flush_was_frozen(&c, NOW, NOW - 5)); /* clock stepped back */
     assert_int_equal(kte_flush_held_over_freeze(10, 4), 6);
+    /* what arrived before the thaw, leaving out what Lambda held */
+    struct kte_intake_log l;
+    memset(&l, 0, sizeof l);
+    assert_int_equal(kte_intake_log_before(&l, NOW), 0);
+    kte_intake_log_add(&l, NOW - 3000, 4); /* the invoke's logs and runtimeDone */
+    kte_intake_log_add(&l, NOW - 2990, 2);
+    kte_intake_log_add(&l, NOW + 1, 3); /* after the thaw: report, start */
+    assert_int_equal(kte_intake_log_before(&l, NOW), 6);
+    assert_int_equal(kte_intake_log_before(&l, NOW - 2990), 4); /* strictly before */
+    assert_int_equal(kte_intake_log_before(&l, NOW - 5000), 0);
+    assert_int_equal(kte_intake_log_before(&l, NOW + 10), 9);
+    /* beyond the log's memory: the oldest entry kept bounds the answer */
+    for (int i = 0; i < KTE_INTAKE_LOG; i++)
+        kte_intake_log_add(&l, NOW + 100 + i, 1);
+    assert_int_equal(kte_intake_log_before(&l, NOW + 50), 9);
+    assert_int_equal(kte_intake_log_before(&l, NOW + 100 + KTE_INTAKE_LOG), 9 + KTE_INTAKE_LOG);
     assert_int_equal(kte_flush_held_over_freeze(10, 10), 0);
     assert_int_equal(kte_flush_held_over_freeze(10, 12), 0); /* later events delivered too */
 }
