@@ -147,16 +147,14 @@ def analyse(raw: dict, max_latency_ms: float = 2000) -> dict:
                     if f["startMs"] >= t0 and f["endMs"] <= a["at"])
         latency = a["at"] - t0 + extra
         lat.append(latency)
-        long_freeze = False
-        for f in freezes:
-            if t0 < f["startMs"] and a["at"] > f["endMs"]:
-                held += 1
-                held_wait.append(latency)
-                if a["seq"] <= (f.get("deliveredBefore") or {}).get(EXT, 0):
-                    held_ext += 1
-                long_freeze = f["nominalMs"] > max_latency_ms
-                held_long += long_freeze
-                break
+        spanned = [f for f in freezes if t0 < f["startMs"] and a["at"] > f["endMs"]]
+        long_freeze = any(f["nominalMs"] > max_latency_ms for f in spanned)
+        if spanned:
+            held += 1
+            held_wait.append(latency)
+            held_long += long_freeze
+            if a["seq"] <= (spanned[0].get("deliveredBefore") or {}).get(EXT, 0):
+                held_ext += 1
         if not long_freeze:
             bounded.append(latency)
     sub = (s.get("subscribers") or {}).get(EXT) or {}
