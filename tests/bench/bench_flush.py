@@ -71,24 +71,22 @@ def chart(rows, out: Path) -> Path | None:
         return None
     strategies = fl.STRATEGIES
     traces = [t for t in TRACES if any(r["trace"] == t for r in rows)]
-    dat = out / "flush.dat"
-    with open(dat, "w") as f:
-        f.write("trace " + " ".join(f'"{LABEL.get(s, s)}"' for s in strategies) + "\n")
-        for t in traces:
-            vals = []
-            for s in strategies:
-                r = next((r for r in rows if r["trace"] == t and r["strategy"] == s), None)
-                vals.append(max(0.1, r["billedMsPer1000"]) if r and r["billedMsPer1000"] is not None else 0.1)
-            f.write(t + " " + " ".join(f"{v:.3f}" for v in vals) + "\n")
-    lat = out / "flush_lat.dat"
-    with open(lat, "w") as f:
-        f.write("trace " + " ".join(f'"{LABEL.get(s, s)}"' for s in strategies) + "\n")
-        for t in traces:
-            vals = []
-            for s in strategies:
-                r = next((r for r in rows if r["trace"] == t and r["strategy"] == s), None)
-                vals.append(max(1.0, r["latencyP99Ms"]) if r and r["latencyP99Ms"] is not None else 1.0)
-            f.write(t + " " + " ".join(f"{v:.3f}" for v in vals) + "\n")
+
+    def write_dat(path: Path, key: str, floor: float) -> Path:
+        """One row per trace, one column per strategy (floored: log scale)."""
+        with open(path, "w") as f:
+            f.write("trace " + " ".join(f'"{LABEL.get(s, s)}"' for s in strategies) + "\n")
+            for t in traces:
+                vals = []
+                for s in strategies:
+                    r = next((r for r in rows if r["trace"] == t and r["strategy"] == s), None)
+                    v = r.get(key) if r else None
+                    vals.append(floor if v is None else max(floor, v))
+                f.write(t + " " + " ".join(f"{v:.3f}" for v in vals) + "\n")
+        return path
+
+    dat = write_dat(out / "flush.dat", "billedMsPer1000", 0.1)
+    lat = write_dat(out / "flush_lat.dat", "latencyP99Ms", 1.0)
     svg = out / "flush.svg"
     n = len(strategies)
     script = f"""set terminal svg size 1100,520 dynamic font "sans,11"

@@ -73,14 +73,30 @@ static void test_backoff_defers_a_due_send(void **state)
 static void test_continuous_timer(void **state)
 {
     (void)state;
-    struct kte_send_view v = view(3, 1);
-    v.mode = KTE_FLUSH_CONTINUOUS;
-    v.interval_ms = 100;
-    v.last_flush_ms = 1000;
-    int64_t wake;
-    assert_false(kte_send_should(&v, 1050, &wake));
-    assert_int_equal(wake, 1100);
-    assert_true(kte_send_should(&v, 1100, &wake));
+    /* adaptive runs the same timer: it delivers what deferred invokes left */
+    static const enum kte_flush_mode modes[] = {KTE_FLUSH_CONTINUOUS, KTE_FLUSH_ADAPTIVE};
+    for (size_t i = 0; i < 2; i++) {
+        struct kte_send_view v = view(3, 1);
+        v.mode = modes[i];
+        v.interval_ms = 100;
+        v.last_flush_ms = 1000;
+        int64_t wake;
+        assert_false(kte_send_should(&v, 1050, &wake));
+        assert_int_equal(wake, 1100);
+        assert_true(kte_send_should(&v, 1100, &wake));
+    }
+    /* end, periodic and the Datadog reference have none */
+    static const enum kte_flush_mode none[] = {KTE_FLUSH_END, KTE_FLUSH_PERIODIC,
+                                               KTE_FLUSH_DATADOG};
+    for (size_t i = 0; i < 3; i++) {
+        struct kte_send_view v = view(3, 1);
+        v.mode = none[i];
+        v.interval_ms = 100;
+        v.last_flush_ms = 1000;
+        int64_t wake;
+        assert_false(kte_send_should(&v, 5000, &wake));
+        assert_int_equal(wake, 0);
+    }
 }
 
 static void test_backoff_grows_caps_and_resets_on_progress(void **state)
