@@ -407,6 +407,14 @@ int64_t kte_pipeline_last_flush_ms(struct kte_pipeline *p)
     return t;
 }
 
+void kte_pipeline_restart_timer(struct kte_pipeline *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->last_flush_ms = kte_now_ms();
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->mu);
+}
+
 uint64_t kte_pipeline_received_before(struct kte_pipeline *p, int64_t wall_ms)
 {
     pthread_mutex_lock(&p->mu);
