@@ -71,9 +71,12 @@ uint64_t kte_intake_log_before(const struct kte_intake_log *l, int64_t t)
     return oldest;
 }
 
-uint64_t kte_flush_held_over_freeze(uint64_t received, uint64_t settled)
+uint64_t kte_flush_held_over_freeze(uint64_t received, uint64_t settled, uint64_t *counted)
 {
-    return received > settled ? received - settled : 0;
+    uint64_t from = settled > *counted ? settled : *counted;
+    if (received > *counted)
+        *counted = received;
+    return received > from ? received - from : 0;
 }
 
 struct kte_invoke_plan kte_flush_plan_invoke(const struct kte_config *cfg, int64_t now,

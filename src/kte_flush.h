@@ -97,8 +97,10 @@ uint64_t kte_intake_log_before(const struct kte_intake_log *l, int64_t t);
 
 /* Events that waited in the extension through a freeze: those that arrived
  * before the thaw (received) and were not yet delivered or dropped when
- * next returned (settled: delivery is in order). EventsDeliveredAfterFreeze. */
-uint64_t kte_flush_held_over_freeze(uint64_t received, uint64_t settled);
+ * next returned (settled: delivery is in order), each counted once
+ * (*counted: events up to this one were counted at an earlier freeze; it
+ * moves to received). EventsDeliveredAfterFreeze. */
+uint64_t kte_flush_held_over_freeze(uint64_t received, uint64_t settled, uint64_t *counted);
 
 /* End of an end-of-invoke flush that starts at now. */
 int64_t kte_flush_invoke_flush_deadline(const struct kte_config *cfg, int64_t now,

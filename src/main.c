@@ -286,6 +286,7 @@ int main(int argc, char **argv)
 
     char last_rid[64] = "";
     struct kte_metrics *m = kte_pipeline_metrics(a.pipeline);
+    uint64_t freeze_counted = 0; /* events counted in EventsDeliveredAfterFreeze so far */
     for (;;) {
         struct kte_next_event ev;
         /* A freeze with events in the extension: they wait for the thaw
@@ -300,7 +301,7 @@ int main(int argc, char **argv)
             uint64_t received =
                 kte_pipeline_received_before(a.pipeline, returned - KTE_ADAPT_MARGIN);
             uint64_t settled = atomic_load(&m->delivered) + kte_metrics_dropped_total(m);
-            uint64_t held = kte_flush_held_over_freeze(received, settled);
+            uint64_t held = kte_flush_held_over_freeze(received, settled, &freeze_counted);
             atomic_fetch_add(&m->delivered_after_freeze, held);
             if (held)
                 KTE_DEBUG("%llu events waited through a freeze", (unsigned long long)held);

@@ -442,7 +442,13 @@ static void test_adaptive_freeze_accounting(void **state)
     assert_false(kte_flush_was_frozen(&c, NOW, NOW + 2000)); /* the timer could have run */
     assert_true(kte_flush_was_frozen(&c, NOW, NOW + 2001));
     assert_false(kte_flush_was_frozen(&c, NOW, NOW - 5)); /* clock stepped back */
-    assert_int_equal(kte_flush_held_over_freeze(10, 4), 6);
+    uint64_t counted = 0;
+    assert_int_equal(kte_flush_held_over_freeze(10, 4, &counted), 6);
+    assert_int_equal(counted, 10);
+    /* still there at the next thaw: not counted again, only the newer ones */
+    assert_int_equal(kte_flush_held_over_freeze(13, 5, &counted), 3);
+    assert_int_equal(counted, 13);
+    assert_int_equal(kte_flush_held_over_freeze(13, 13, &counted), 0);
     /* what arrived before the thaw, leaving out what Lambda held */
     struct kte_intake_log l;
     memset(&l, 0, sizeof l);
@@ -459,8 +465,9 @@ static void test_adaptive_freeze_accounting(void **state)
         kte_intake_log_add(&l, NOW + 100 + i, 1);
     assert_int_equal(kte_intake_log_before(&l, NOW + 50), 9);
     assert_int_equal(kte_intake_log_before(&l, NOW + 100 + KTE_INTAKE_LOG), 9 + KTE_INTAKE_LOG);
-    assert_int_equal(kte_flush_held_over_freeze(10, 10), 0);
-    assert_int_equal(kte_flush_held_over_freeze(10, 12), 0); /* later events delivered too */
+    counted = 0;
+    assert_int_equal(kte_flush_held_over_freeze(10, 10, &counted), 0);
+    assert_int_equal(kte_flush_held_over_freeze(10, 12, &counted), 0); /* later ones too */
 }
 
 /* Other modes ignore the history. */
