@@ -6,7 +6,8 @@ docs/flush.md).
 
 Writes build/bench/flush.{json,md} and flush.svg; copies the table and the
 chart to docs/bench/ (unless KTE_BENCH_QUICK=1 or KTE_BENCH_PUBLISH=0).
-KTE_BENCH_QUICK=1: the first invokes of each trace only (about 3 minutes).
+KTE_BENCH_QUICK=1: the first invokes of each trace only (about 4 minutes);
+KTE_BENCH_TRACES=sparse,busy: only those traces; KTE_BENCH_OUT: output dir.
 Exit 1 only when a run failed functionally (an event not delivered exactly
 once, a failed invoke, the sim or the extension failing); timing never
 fails it.
