@@ -22,10 +22,12 @@ int64_t kte_flush_predicted_gap(const struct kte_flush_history *h)
     return max;
 }
 
-bool kte_flush_adaptive_defer(const struct kte_config *cfg, const struct kte_flush_history *h)
+bool kte_flush_adaptive_defer(const struct kte_config *cfg, const struct kte_flush_history *h,
+                              size_t buffered)
 {
     int64_t gap = kte_flush_predicted_gap(h);
-    return gap >= 0 && gap + cfg->flush_interval_ms + KTE_ADAPT_MARGIN <= cfg->max_latency_ms;
+    return gap >= 0 && gap + cfg->flush_interval_ms + KTE_ADAPT_MARGIN <= cfg->max_latency_ms &&
+           buffered < KTE_ADAPT_MAX_BACKLOG;
 }
 
 /* Datadog's published default (datadog-agent pkg/serverless/flush, README of
@@ -82,12 +84,12 @@ uint64_t kte_flush_held_over_freeze(uint64_t received, uint64_t settled, uint64_
 struct kte_invoke_plan kte_flush_plan_invoke(const struct kte_config *cfg, int64_t now,
                                              int64_t last_flush, int64_t invoke_deadline)
 {
-    return kte_flush_plan_invoke_h(cfg, now, last_flush, invoke_deadline, NULL);
+    return kte_flush_plan_invoke_h(cfg, now, last_flush, invoke_deadline, NULL, 0);
 }
 
 struct kte_invoke_plan kte_flush_plan_invoke_h(const struct kte_config *cfg, int64_t now,
                                                int64_t last_flush, int64_t invoke_deadline,
-                                               const struct kte_flush_history *h)
+                                               const struct kte_flush_history *h, size_t buffered)
 {
     struct kte_invoke_plan p = {0};
     if (invoke_deadline <= now)
@@ -108,7 +110,7 @@ struct kte_invoke_plan kte_flush_plan_invoke_h(const struct kte_config *cfg, int
         break;
     case KTE_FLUSH_ADAPTIVE:
         /* Deferred: next at once, the timer delivers within the bound. */
-        p.flush = !kte_flush_adaptive_defer(cfg, h);
+        p.flush = !kte_flush_adaptive_defer(cfg, h, buffered);
         break;
     case KTE_FLUSH_DATADOG:
         if (datadog_periodic(h)) {

@@ -60,14 +60,20 @@ int64_t kte_flush_predicted_gap(const struct kte_flush_history *h);
  * buffered to the sender's timer. Yes when the next INVOKE is predicted
  * soon enough that an event buffered now is delivered within
  * KTE_MAX_LATENCY_MS even if the environment freezes meanwhile: predicted
- * gap + the timer's period + KTE_ADAPT_MARGIN <= max_latency_ms. */
-bool kte_flush_adaptive_defer(const struct kte_config *cfg, const struct kte_flush_history *h);
+ * gap + the timer's period + KTE_ADAPT_MARGIN <= max_latency_ms; and when
+ * the sender keeps up: fewer than KTE_ADAPT_MAX_BACKLOG records buffered
+ * (else this invoke flushes at its end, which holds the function back to
+ * the rate Kinesis takes, and leaves no backlog for a freeze or SHUTDOWN). */
+#define KTE_ADAPT_MAX_BACKLOG 500 /* one PutRecords */
+bool kte_flush_adaptive_defer(const struct kte_config *cfg, const struct kte_flush_history *h,
+                              size_t buffered);
 
 /* The plan of an invoke with what has been observed (h: may be NULL, then
- * adaptive flushes like end). h must already hold this INVOKE. */
+ * adaptive flushes like end; buffered: records queued or in flight). h must
+ * already hold this INVOKE. */
 struct kte_invoke_plan kte_flush_plan_invoke_h(const struct kte_config *cfg, int64_t now,
                                                int64_t last_flush, int64_t invoke_deadline,
-                                               const struct kte_flush_history *h);
+                                               const struct kte_flush_history *h, size_t buffered);
 
 /* Whether the environment was frozen while events waited in the extension:
  * next was called at called and returned at returned (wall ms), and the

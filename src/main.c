@@ -156,8 +156,9 @@ static void on_invoke(struct app *a, const struct kte_next_event *ev, int64_t de
     lifecycle_enter(a);
     kte_pipeline_set_request(p, ev->request_id);
     kte_flush_history_invoke(&a->flush_history, kte_epoch_ms());
-    struct kte_invoke_plan plan = kte_flush_plan_invoke_h(
-        &a->cfg, kte_now_ms(), kte_pipeline_last_flush_ms(p), deadline, &a->flush_history);
+    struct kte_invoke_plan plan =
+        kte_flush_plan_invoke_h(&a->cfg, kte_now_ms(), kte_pipeline_last_flush_ms(p), deadline,
+                                &a->flush_history, kte_pipeline_buffered(p));
     if (plan.flush && a->cfg.flush_mode == KTE_FLUSH_ADAPTIVE)
         kte_pipeline_restart_timer(p);
     if (plan.flush) {

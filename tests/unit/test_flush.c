@@ -370,11 +370,11 @@ static void test_adaptive_first_invokes_flush_like_end(void **state)
     struct kte_flush_history h;
     for (int n = 1; n <= KTE_ADAPT_WARMUP; n++) {
         invokes_every(&h, n, 200); /* fast, but too few to predict */
-        struct kte_invoke_plan p = kte_flush_plan_invoke_h(&c, NOW, NOW, NOW + 3000, &h);
+        struct kte_invoke_plan p = kte_flush_plan_invoke_h(&c, NOW, NOW, NOW + 3000, &h, 0);
         assert_true(p.flush);
         assert_true(p.wait_runtime_done);
     }
-    struct kte_invoke_plan p = kte_flush_plan_invoke_h(&c, NOW, NOW, NOW + 3000, NULL);
+    struct kte_invoke_plan p = kte_flush_plan_invoke_h(&c, NOW, NOW, NOW + 3000, NULL, 0);
     assert_true(p.flush && p.wait_runtime_done);
 }
 
@@ -388,20 +388,26 @@ static void test_adaptive_defers_when_next_invoke_is_soon(void **state)
     static const int64_t soon[] = {20, 200, 1450};
     for (size_t i = 0; i < sizeof soon / sizeof soon[0]; i++) {
         invokes_every(&h, KTE_ADAPT_WARMUP + 1, soon[i]);
-        struct kte_invoke_plan p = kte_flush_plan_invoke_h(&c, NOW, NOW, NOW + 3000, &h);
+        struct kte_invoke_plan p = kte_flush_plan_invoke_h(&c, NOW, NOW, NOW + 3000, &h, 0);
         assert_false(p.flush);
         assert_false(p.wait_runtime_done);
     }
     /* the bound: gap + timer + margin <= max latency */
     invokes_every(&h, 5, 2000 - 500 - KTE_ADAPT_MARGIN);
-    assert_true(kte_flush_adaptive_defer(&c, &h));
+    assert_true(kte_flush_adaptive_defer(&c, &h, 0));
     invokes_every(&h, 5, 2000 - 500 - KTE_ADAPT_MARGIN + 1);
-    assert_false(kte_flush_adaptive_defer(&c, &h));
+    assert_false(kte_flush_adaptive_defer(&c, &h, 0));
+    /* a backlog the sender has not cleared: flush at the end (backpressure) */
+    invokes_every(&h, 5, 20);
+    assert_true(kte_flush_adaptive_defer(&c, &h, KTE_ADAPT_MAX_BACKLOG - 1));
+    assert_false(kte_flush_adaptive_defer(&c, &h, KTE_ADAPT_MAX_BACKLOG));
+    struct kte_invoke_plan p = kte_flush_plan_invoke_h(&c, NOW, NOW, NOW + 3000, &h, 10000);
+    assert_true(p.flush && p.wait_runtime_done);
     /* a larger bound defers for sparser traffic */
     c.max_latency_ms = 60000;
     c.flush_interval_ms = 15000;
     invokes_every(&h, 5, 20000);
-    assert_true(kte_flush_adaptive_defer(&c, &h));
+    assert_true(kte_flush_adaptive_defer(&c, &h, 0));
 }
 
 static void test_adaptive_flushes_at_end_when_idle_is_long_or_uncertain(void **state)
@@ -412,7 +418,7 @@ static void test_adaptive_flushes_at_end_when_idle_is_long_or_uncertain(void **s
     struct kte_flush_history h;
     /* sparse: every 30 s */
     invokes_every(&h, 10, 30000);
-    struct kte_invoke_plan p = kte_flush_plan_invoke_h(&c, NOW, NOW, NOW + 3000, &h);
+    struct kte_invoke_plan p = kte_flush_plan_invoke_h(&c, NOW, NOW, NOW + 3000, &h, 0);
     assert_true(p.flush);
     assert_true(p.wait_runtime_done);
     assert_int_equal(p.wait_until, NOW + 3000 - 50);
@@ -422,14 +428,14 @@ static void test_adaptive_flushes_at_end_when_idle_is_long_or_uncertain(void **s
     kte_flush_history_invoke(&h, NOW + 120000);
     for (int i = 1; i < KTE_ADAPT_HISTORY; i++) {
         kte_flush_history_invoke(&h, NOW + 120000 + i * 10);
-        assert_false(kte_flush_adaptive_defer(&c, &h));
+        assert_false(kte_flush_adaptive_defer(&c, &h, 0));
     }
     kte_flush_history_invoke(&h, NOW + 120000 + KTE_ADAPT_HISTORY * 10);
-    assert_true(kte_flush_adaptive_defer(&c, &h));
+    assert_true(kte_flush_adaptive_defer(&c, &h, 0));
     /* without platform events there is no runtimeDone to wait for */
     c.types = KTE_TYPE_FUNCTION;
     invokes_every(&h, 10, 30000);
-    p = kte_flush_plan_invoke_h(&c, NOW, NOW, NOW + 3000, &h);
+    p = kte_flush_plan_invoke_h(&c, NOW, NOW, NOW + 3000, &h, 0);
     assert_true(p.flush);
     assert_false(p.wait_runtime_done);
 }
@@ -485,7 +491,7 @@ static void test_history_does_not_change_other_modes(void **state)
         c.flush_interval_ms = modes[i] == KTE_FLUSH_END ? 0 : 1000;
         for (int64_t last = NOW - 5000; last <= NOW; last += 2500) {
             struct kte_invoke_plan a = kte_flush_plan_invoke(&c, NOW, last, NOW + 3000);
-            struct kte_invoke_plan b = kte_flush_plan_invoke_h(&c, NOW, last, NOW + 3000, &h);
+            struct kte_invoke_plan b = kte_flush_plan_invoke_h(&c, NOW, last, NOW + 3000, &h, 0);
             assert_true(a.flush == b.flush && a.wait_runtime_done == b.wait_runtime_done);
             assert_int_equal(a.wait_until, b.wait_until);
             assert_int_equal(a.deadline, b.deadline);
@@ -504,19 +510,19 @@ static void test_datadog_reference(void **state)
     struct kte_flush_history h;
     /* the first 20 invokes: at the end, after runtimeDone */
     invokes_every(&h, KTE_DATADOG_WARMUP, 200);
-    struct kte_invoke_plan p = kte_flush_plan_invoke_h(&c, NOW, NOW, NOW + 3000, &h);
+    struct kte_invoke_plan p = kte_flush_plan_invoke_h(&c, NOW, NOW, NOW + 3000, &h, 0);
     assert_true(p.flush && p.wait_runtime_done);
     /* then, invoked more often than every 120 s: every 20 s, at the start */
     invokes_every(&h, KTE_DATADOG_WARMUP + 1, 200);
-    p = kte_flush_plan_invoke_h(&c, NOW, NOW - 19999, NOW + 3000, &h);
+    p = kte_flush_plan_invoke_h(&c, NOW, NOW - 19999, NOW + 3000, &h, 0);
     assert_false(p.flush);
-    p = kte_flush_plan_invoke_h(&c, NOW, NOW - 20000, NOW + 3000, &h);
+    p = kte_flush_plan_invoke_h(&c, NOW, NOW - 20000, NOW + 3000, &h, 0);
     assert_true(p.flush);
     assert_false(p.wait_runtime_done);
     assert_int_equal(p.wait_until, NOW);
     /* less often: at the end */
     invokes_every(&h, 30, 120000);
-    p = kte_flush_plan_invoke_h(&c, NOW, NOW, NOW + 3000, &h);
+    p = kte_flush_plan_invoke_h(&c, NOW, NOW, NOW + 3000, &h, 0);
     assert_true(p.flush && p.wait_runtime_done);
 }
 
