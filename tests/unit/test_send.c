@@ -73,6 +73,79 @@ static void test_backoff_defers_a_due_send(void **state)
 static void test_continuous_timer(void **state)
 {
     (void)state;
+    /* adaptive runs the same timer (it delivers what deferred invokes left);
+     * end, periodic and the Datadog reference have none */
+    static const struct {
+        enum kte_flush_mode mode;
+        bool timer;
+    } cases[] = {{KTE_FLUSH_CONTINUOUS, true},
+                 {KTE_FLUSH_ADAPTIVE, true},
+                 {KTE_FLUSH_END, false},
+                 {KTE_FLUSH_PERIODIC, false},
+                 {KTE_FLUSH_DATADOG, false}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct kte_send_view v = view(3, 1);
+        v.mode = cases[i].mode;
+        v.interval_ms = 100;
+        v.last_flush_ms = 1000;
+        int64_t wake;
+        assert_false(kte_send_should(&v, 1050, &wake));
+        assert_int_equal(wake, cases[i].timer ? 1100 : 0);
+        assert_true(kte_send_should(&v, 1100, &wake) == cases[i].timer);
+    }
+}
+
+static void test_full_batch_sends_without_a_flush(void **state)
+{
+    (void)state;
+    struct kte_send_view v = view(KTE_BATCH_MAX_RECORDS, 1);
+    int64_t wake;
+    assert_true(kte_send_should(&v, 1000, &wake));
+    v = view(3, 1);
+    v.queued_bytes = KTE_BATCH_MAX_BYTES;
+    assert_true(kte_send_should(&v, 1000, &wake));
+    v = view(3, 1);
+    assert_false(kte_send_should(&v, 1000, &wake)); /* end mode, no flush: wait */
+    assert_int_equal(wake, 0);
+}
+
+/* Flushes compose: any waiting flush that covers the head and has time
+ * left is enough, whatever the others' state. */
+static void test_any_live_flush_covering_the_head_sends(void **state)
+{
+    (void)state;
+    struct kte_send_view v = view(3, 5);
+    struct kte_flush_req expired = {10, 1010, NULL};  /* less than KTE_MIN_ATTEMPT_MS left */
+    struct kte_flush_req older = {4, 9000, &expired}; /* does not cover seq 5 */
+    v.flushes = &older;
+    int64_t wake;
+    assert_false(kte_send_should(&v, 1000, &wake));
+    struct kte_flush_req live = {6, 3000, &older};
+    v.flushes = &live;
+    assert_true(kte_send_should(&v, 1000, &wake));
+    /* A kte.dropped record at the head is due for any flush. */
+    v.flushes = &older;
+    v.head_is_report = true;
+    v.head_seq = 99;
+    assert_true(kte_send_should(&v, 1000, &wake));
+}
+
+static void test_backoff_defers_a_due_send(void **state)
+{
+    (void)state;
+    struct kte_send_view v = view(3, 1);
+    struct kte_flush_req f = {10, 5000, NULL};
+    v.flushes = &f;
+    v.next_attempt_ms = 1200;
+    int64_t wake;
+    assert_false(kte_send_should(&v, 1000, &wake));
+    assert_int_equal(wake, 1200);
+    assert_true(kte_send_should(&v, 1200, &wake));
+}
+
+static void test_continuous_timer(void **state)
+{
+    (void)state;
     /* adaptive runs the same timer: it delivers what deferred invokes left */
     static const enum kte_flush_mode modes[] = {KTE_FLUSH_CONTINUOUS, KTE_FLUSH_ADAPTIVE};
     for (size_t i = 0; i < 2; i++) {
