@@ -17,7 +17,8 @@ durationMs (the handler's own time), lines and lineBytes (its log output).
            of up to an hour (Figure 5: 45% of applications are invoked at most
            once an hour, 81% at most once a minute), and execution times
            log-normal with a median under a second (Figure 7: 50% of functions
-           run for less than 1 s on average).
+           run for less than 1 s on average). docs/flush.md says which of
+           these numbers were checked with the search tool and which not.
 """
 import json
 import math
