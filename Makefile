@@ -7,7 +7,7 @@ BUILD  ?= build
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST  = $(PYTHON) -m pytest -q -p no:cacheprovider
 
-.PHONY: all build test test-unit test-asan test-tsan test-sim test-integration test-faults test-hostile test-infra test-layer demo \
+.PHONY: all build test test-unit test-asan test-tsan test-sim test-integration test-flush test-faults test-hostile test-infra test-layer demo \
         layer synth bench format format-check clean deps fresh-check
 
 all: build
@@ -24,7 +24,7 @@ deps:
 # Every test: C unit tests (plain and under ASan+UBSan), the sandbox's own
 # tests, the end-to-end tests of the real binary, the layers, then infra/ (after
 # test-layer, so that its check of the built layer zips runs, not skips).
-test: deps build test-unit test-asan test-tsan test-sim test-integration test-faults test-hostile test-layer test-infra
+test: deps build test-unit test-asan test-tsan test-sim test-integration test-flush test-faults test-hostile test-layer test-infra
 
 test-unit: build
 	ctest --test-dir $(BUILD) --output-on-failure
@@ -49,6 +49,11 @@ test-sim:
 
 test-integration: build
 	$(PYTEST) tests/integration
+
+# The flush strategies end to end: invocation traces (sparse, busy) under
+# lambda-sim against kinesis-local, exact counts (issue 12, docs/flush.md).
+test-flush: build
+	$(PYTEST) tests/flush
 
 test-faults: build
 	$(PYTEST) tests/faults

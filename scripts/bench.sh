@@ -8,6 +8,7 @@
 #   bash scripts/bench.sh profile    callgrind profile of a 100k-event run (build/bench/profile/)
 #   bash scripts/bench.sh micro      base64 and SHA-256 micro-benchmarks behind docs/bench/profile.md
 #   bash scripts/bench.sh chart [F]  redraw the chart from a results.json
+#   bash scripts/bench.sh flush      flush strategies on invocation traces only (docs/flush.md)
 #
 # Environment: KTE_BENCH_REPS (default 3), KTE_BENCH_QUICK=1, KTE_BENCH_LAYER=0,
 # KTE_BENCH_KINESIS_LOCAL=0, KTE_BENCH_PUBLISH=0, KTE_BENCH_OUT (see tests/bench/bench_run.py).
@@ -45,7 +46,14 @@ fi
 case "${1:-run}" in
 run)
     need_gnuplot
-    exec "$PYTHON" tests/bench/bench_run.py
+    rc=0
+    "$PYTHON" tests/bench/bench_run.py || rc=$?
+    "$PYTHON" tests/bench/bench_flush.py || rc=$?
+    exit $rc
+    ;;
+flush)
+    need_gnuplot
+    exec "$PYTHON" tests/bench/bench_flush.py
     ;;
 profile)
     need_pkg valgrind || exit 1
@@ -62,7 +70,7 @@ chart)
     exec "$PYTHON" tests/bench/bench_chart.py "${2:-build/bench/results.json}"
     ;;
 *)
-    echo "usage: scripts/bench.sh [run|profile|micro|chart [results.json]]" >&2
+    echo "usage: scripts/bench.sh [run|flush|profile|micro|chart [results.json]]" >&2
     exit 2
     ;;
 esac

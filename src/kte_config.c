@@ -167,10 +167,27 @@ static int load_types(struct ctx *c, struct kte_config *cfg)
 static int load_flush(struct ctx *c, struct kte_config *cfg)
 {
     const char *v = get(c, "KTE_FLUSH");
-    cfg->flush_mode = KTE_FLUSH_END;
+    cfg->flush_mode = KTE_FLUSH_ADAPTIVE;
     cfg->flush_interval_ms = 0;
-    if (!v || !strcmp(v, "end"))
+    /* The adaptive mode's bound on an event's delivery latency; its sender
+     * timer runs at a quarter of it, so that an event that waits a whole
+     * timer period plus a predicted freeze still makes it, and batches stay
+     * small enough to drain within a shutdown (docs/flush.md). */
+    if (get_long(c, "KTE_MAX_LATENCY_MS", 2000, 200, 900000, "", &cfg->max_latency_ms))
+        return -1;
+    if (!v || !strcmp(v, "adaptive")) {
+        cfg->flush_interval_ms = cfg->max_latency_ms / 4;
         goto managed;
+    }
+    if (!strcmp(v, "end")) {
+        cfg->flush_mode = KTE_FLUSH_END;
+        goto managed;
+    }
+    if (!strcmp(v, "x-datadog")) { /* bench-only reference strategy */
+        cfg->flush_mode = KTE_FLUSH_DATADOG;
+        cfg->flush_interval_ms = 20000;
+        goto managed;
+    }
     const char *comma = strchr(v, ',');
     size_t head = comma ? (size_t)(comma - v) : strlen(v);
     if (head == 8 && !strncmp(v, "periodic", 8))
@@ -179,7 +196,7 @@ static int load_flush(struct ctx *c, struct kte_config *cfg)
         cfg->flush_mode = KTE_FLUSH_CONTINUOUS;
     else
         return fail(c, ERR_INVALID,
-                    "KTE_FLUSH='%s' is not understood; use end, periodic,<ms> or "
+                    "KTE_FLUSH='%s' is not understood; use adaptive, end, periodic,<ms> or "
                     "continuous,<ms>",
                     v);
     char *end;
@@ -195,9 +212,10 @@ managed:
     /* Managed Instances run invokes concurrently and send no INVOKE events to
      * extensions, so "end of invoke" does not exist there: flush on a timer. */
     if (cfg->managed_instances && cfg->flush_mode != KTE_FLUSH_CONTINUOUS) {
-        cfg->flush_mode = KTE_FLUSH_CONTINUOUS;
-        if (!cfg->flush_interval_ms)
+        /* periodic keeps its interval; the others get 1 s, as before adaptive */
+        if (cfg->flush_mode != KTE_FLUSH_PERIODIC)
             cfg->flush_interval_ms = 1000;
+        cfg->flush_mode = KTE_FLUSH_CONTINUOUS;
     }
     return 0;
 }

@@ -17,7 +17,17 @@ enum kte_partition_key {
     KTE_PK_TENANT, /* the event's tenantId, else the environment */
 };
 
-enum kte_flush_mode { KTE_FLUSH_END = 0, KTE_FLUSH_PERIODIC, KTE_FLUSH_CONTINUOUS };
+/* KTE_FLUSH_ADAPTIVE (the default) decides per invoke from the observed
+ * inter-arrival times (kte_flush.h, docs/flush.md). KTE_FLUSH_DATADOG is
+ * bench-only (KTE_FLUSH=x-datadog, undocumented for users): Datadog's
+ * published default strategy, run by the same harness for comparison. */
+enum kte_flush_mode {
+    KTE_FLUSH_END = 0,
+    KTE_FLUSH_PERIODIC,
+    KTE_FLUSH_CONTINUOUS,
+    KTE_FLUSH_ADAPTIVE,
+    KTE_FLUSH_DATADOG
+};
 
 /* Where the signing credentials come from. */
 enum kte_creds_source {
@@ -65,7 +75,8 @@ struct kte_config {
     /* Records and flushing */
     enum kte_partition_key partition_key;
     enum kte_flush_mode flush_mode;
-    long flush_interval_ms; /* periodic/continuous */
+    long flush_interval_ms; /* periodic/continuous; adaptive: the sender's timer */
+    long max_latency_ms;    /* adaptive: KTE_MAX_LATENCY_MS, see docs/flush.md */
     long flush_wait_ms;     /* 0: wait for runtimeDone until the invoke deadline */
     long flush_timeout_ms;  /* longest an end-of-invoke flush may hold up the invoke */
     long max_record_bytes;  /* data + partition key, Kinesis limit 1 MiB */

@@ -62,6 +62,7 @@ int kte_metrics_emf(const struct kte_metrics *m, const char *function_name, int6
     ADD("ConnectionsWithoutRequest", "Count", atomic_load(&m->connections_without_request));
     ADD("RequestsIncomplete", "Count", atomic_load(&m->requests_incomplete));
     ADD("PeakRssBytes", "Bytes", peak_rss_bytes);
+    ADD("EventsDeliveredAfterFreeze", "Count", atomic_load(&m->delivered_after_freeze));
 #undef ADD
     if (kte_buf_printf(out,
                        "{\"_aws\":{\"Timestamp\":%lld,\"CloudWatchMetrics\":[{\"Namespace\":"

@@ -41,6 +41,10 @@ struct kte_metrics {
     atomic_uint_fast64_t connections_refused;         /* every slot held a Telemetry API request */
     atomic_uint_fast64_t connections_without_request; /* closed before one complete request */
     atomic_uint_fast64_t requests_incomplete;         /* ended unanswered: timed out, client gone */
+    /* Events that waited in the extension through a freeze (docs/flush.md):
+     * received but undelivered when next returned after a gap longer than
+     * KTE_MAX_LATENCY_MS. */
+    atomic_uint_fast64_t delivered_after_freeze;
 };
 
 /* Drops not yet reported in the stream (see kte.dropped in docs/records.md). */

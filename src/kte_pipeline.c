@@ -1,6 +1,7 @@
 #include "kte_pipeline.h"
 
 #include "kte_event.h"
+#include "kte_flush.h"
 #include "kte_kinesis.h"
 #include "kte_listener.h"
 #include "kte_log.h"
@@ -63,7 +64,8 @@ struct kte_pipeline {
     size_t inflight_reports;       /* kte.dropped records among them */
     struct kte_flush_req *flushes; /* one per thread in kte_pipeline_flush */
     int64_t last_flush_ms;
-    int64_t next_attempt_ms; /* backoff: no PutRecords before this */
+    struct kte_intake_log intake_log; /* when bodies arrived (adaptive flush) */
+    int64_t next_attempt_ms;          /* backoff: no PutRecords before this */
     int64_t backoff_ms;
     bool stopping;
     bool closed;       /* intake ended: bodies are refused, not accepted */
@@ -411,6 +413,7 @@ int kte_pipeline_ingest(void *ctx, const char *body, size_t len, char *msg, size
     }
     uint64_t seq = p->next_seq;
     p->next_seq += evs.n;
+    kte_intake_log_add(&p->intake_log, kte_epoch_ms(), evs.n);
     char rid[KTE_EVENT_RID_MAX];
     memcpy(rid, p->current_rid, sizeof rid);
     pthread_mutex_unlock(&p->mu);
@@ -491,6 +494,22 @@ int64_t kte_pipeline_last_flush_ms(struct kte_pipeline *p)
     int64_t t = p->last_flush_ms;
     pthread_mutex_unlock(&p->mu);
     return t;
+}
+
+void kte_pipeline_restart_timer(struct kte_pipeline *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->last_flush_ms = kte_now_ms();
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->mu);
+}
+
+uint64_t kte_pipeline_received_before(struct kte_pipeline *p, int64_t wall_ms)
+{
+    pthread_mutex_lock(&p->mu);
+    uint64_t n = kte_intake_log_before(&p->intake_log, wall_ms);
+    pthread_mutex_unlock(&p->mu);
+    return n;
 }
 
 size_t kte_pipeline_buffered(struct kte_pipeline *p)
@@ -618,7 +637,8 @@ static void settle(struct kte_pipeline *p, size_t n, enum kte_put_status st, con
         p->overflow_logged = false;
         queue_drop_report(p);
     }
-    if (p->cfg->flush_mode == KTE_FLUSH_CONTINUOUS || p->flushes)
+    if (p->cfg->flush_mode == KTE_FLUSH_CONTINUOUS || p->cfg->flush_mode == KTE_FLUSH_ADAPTIVE ||
+        p->flushes)
         p->last_flush_ms = now;
 }
 

@@ -56,6 +56,13 @@ bool kte_pipeline_wait_for(struct kte_pipeline *p, enum kte_wait_for what, const
 size_t kte_pipeline_flush(struct kte_pipeline *p, int64_t deadline_ms);
 
 int64_t kte_pipeline_last_flush_ms(struct kte_pipeline *p);
+/* Restarts the sender's timer (continuous, adaptive) from now: an
+ * end-of-invoke flush is coming, so a timer call now would only put a second
+ * PutRecords ahead of it; a long invoke still gets the timer's calls. */
+void kte_pipeline_restart_timer(struct kte_pipeline *p);
+/* Events in the Telemetry API bodies accepted before wall_ms (kte_epoch_ms):
+ * see kte_intake_log in kte_flush.h. */
+uint64_t kte_pipeline_received_before(struct kte_pipeline *p, int64_t wall_ms);
 size_t kte_pipeline_buffered(struct kte_pipeline *p);
 
 /* The delivery counters (atomics: read them any time). */

@@ -16,7 +16,8 @@ bool kte_send_should(const struct kte_send_view *v, int64_t now, int64_t *wake)
     if (!v->queued)
         return false;
     bool full = v->queued >= KTE_BATCH_MAX_RECORDS || v->queued_bytes >= KTE_BATCH_MAX_BYTES;
-    bool timer = v->mode == KTE_FLUSH_CONTINUOUS;
+    /* adaptive: the timer delivers what deferred invokes left (kte_flush.h) */
+    bool timer = v->mode == KTE_FLUSH_CONTINUOUS || v->mode == KTE_FLUSH_ADAPTIVE;
     int64_t timer_at = v->last_flush_ms + v->interval_ms;
     if (full || flush_due(v, now) || (timer && now >= timer_at)) {
         if (now >= v->next_attempt_ms)

@@ -45,6 +45,8 @@ struct app {
     pthread_cond_t gate_cv;
     bool finishing;   /* gate_mu */
     bool in_pipeline; /* gate_mu */
+    /* The lifecycle thread's own: what the adaptive flush observed. */
+    struct kte_flush_history flush_history;
 };
 
 static void park_forever(void)
@@ -157,8 +159,12 @@ static void on_invoke(struct app *a, const struct kte_next_event *ev, int64_t de
     struct kte_pipeline *p = a->pipeline;
     lifecycle_enter(a);
     kte_pipeline_set_request(p, ev->request_id);
+    kte_flush_history_invoke(&a->flush_history, kte_epoch_ms());
     struct kte_invoke_plan plan =
-        kte_flush_plan_invoke(&a->cfg, kte_now_ms(), kte_pipeline_last_flush_ms(p), deadline);
+        kte_flush_plan_invoke_h(&a->cfg, kte_now_ms(), kte_pipeline_last_flush_ms(p), deadline,
+                                &a->flush_history, kte_pipeline_buffered(p));
+    if (plan.flush && a->cfg.flush_mode == KTE_FLUSH_ADAPTIVE)
+        kte_pipeline_restart_timer(p);
     if (plan.flush) {
         /* Flush once the runtime is done, so that the invoke's own logs and
          * its runtimeDone leave with it and nothing waits in a frozen
@@ -310,9 +316,28 @@ int main(int argc, char **argv)
         snapshot_ready(&a);
 
     char last_rid[64] = "";
+    struct kte_metrics *m = kte_pipeline_metrics(a.pipeline);
+    uint64_t freeze_counted = 0; /* events counted in EventsDeliveredAfterFreeze so far */
     for (;;) {
         struct kte_next_event ev;
-        if (kte_lambda_next(&a.api, &ev, err, sizeof err) != 0) {
+        /* A freeze with events in the extension: they wait for the thaw
+         * (EventsDeliveredAfterFreeze, docs/flush.md). Lambda hands out the
+         * INVOKE at the thaw, the telemetry it held during the freeze just
+         * after: bodies from KTE_ADAPT_MARGIN before the return on are
+         * taken as post-thaw ones. */
+        int64_t called = kte_epoch_ms();
+        int next_rc = kte_lambda_next(&a.api, &ev, err, sizeof err);
+        int64_t returned = kte_epoch_ms();
+        if (next_rc == 0 && kte_flush_was_frozen(&a.cfg, called, returned)) {
+            uint64_t received =
+                kte_pipeline_received_before(a.pipeline, returned - KTE_ADAPT_MARGIN);
+            uint64_t settled = atomic_load(&m->delivered) + kte_metrics_dropped_total(m);
+            uint64_t held = kte_flush_held_over_freeze(received, settled, &freeze_counted);
+            atomic_fetch_add(&m->delivered_after_freeze, held);
+            if (held)
+                KTE_DEBUG("%llu events waited through a freeze", (unsigned long long)held);
+        }
+        if (next_rc != 0) {
             /* Without the Extensions API there is no lifecycle left to follow. */
             KTE_ERROR("%s; flushing and exiting", err);
             kte_lambda_report_error(&a.api, false, "Extension.NextFailed", err);

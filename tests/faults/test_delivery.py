@@ -171,8 +171,10 @@ OUTAGE_INVOKES, OUTAGE_LINES = 30, 10
 def outage5(kinesis_local, tmp_path_factory):
     wd = tmp_path_factory.mktemp("outage5")
     with faultlib.proxied_stream(kinesis_local, wd, "outage5") as (proxy, stream):
+        # KTE_FLUSH=end: the scenario needs invokes held back by failing
+        # end-of-invoke flushes (the default, adaptive, would defer them).
         run = faultlib.start(proxy, stream, wd, invokes=OUTAGE_INVOKES, lines=OUTAGE_LINES,
-                             kte={"FLUSH_TIMEOUT_MS": 1000})
+                             kte={"FLUSH_TIMEOUT_MS": 1000, "FLUSH": "end"})
         faultlib.wait_for_output(run, faultlib.function_line_marker(10, OUTAGE_LINES))
         proxy.outage(5)
         harness.wait_for(lambda: not proxy.in_outage(), 60, what="the outage to end")
@@ -363,7 +365,10 @@ def test_consumer_reports_the_drops(overflow, kinesis_local):
 def test_shutdown_during_outage(kinesis_local, tmp_path):
     invokes, lines = 5, 10
     with faultlib.proxied_stream(kinesis_local, tmp_path, "shutdown-outage") as (proxy, stream):
-        run = faultlib.start(proxy, stream, tmp_path, invokes=invokes, lines=lines)
+        # KTE_FLUSH=end: each invoke's lines are delivered before the next
+        # one, so what preceded the outage is known to be complete.
+        run = faultlib.start(proxy, stream, tmp_path, invokes=invokes, lines=lines,
+                             kte={"FLUSH": "end"})
         faultlib.wait_for_output(run, faultlib.function_line_marker(invokes - 1, lines))
         proxy.outage()  # until the end
         o = faultlib.finish(run, kinesis_local, stream)

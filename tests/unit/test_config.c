@@ -106,8 +106,9 @@ static void test_defaults(void **state)
     assert_int_equal(c->listener_port, 4243);
     assert_int_equal(c->max_body_bytes, 4 * 262144); /* 4 x the subscription's maxBytes */
     assert_int_equal(c->partition_key, KTE_PK_ENVIRONMENT);
-    assert_int_equal(c->flush_mode, KTE_FLUSH_END);
-    assert_int_equal(c->flush_interval_ms, 0);
+    assert_int_equal(c->flush_mode, KTE_FLUSH_ADAPTIVE); /* issue 12: the default */
+    assert_int_equal(c->max_latency_ms, 2000);
+    assert_int_equal(c->flush_interval_ms, 500); /* the sender timer: a quarter of the bound */
     assert_int_equal(c->flush_wait_ms, 0);
     assert_int_equal(c->flush_timeout_ms, 2000);
     assert_int_equal(c->max_record_bytes, 1048576);
@@ -141,7 +142,7 @@ static void test_empty_variable_means_unset(void **state)
     load_ok(t);
     assert_int_equal(t->cfg.types, 7);
     assert_int_equal(t->cfg.buffer_timeout_ms, 25);
-    assert_int_equal(t->cfg.flush_mode, KTE_FLUSH_END);
+    assert_int_equal(t->cfg.flush_mode, KTE_FLUSH_ADAPTIVE);
     assert_int_equal(t->cfg.log_level, KTE_LOG_WARN);
     assert_string_equal(t->cfg.session_token, "");
     /* An empty stream name is no stream name. */
@@ -181,6 +182,10 @@ static void test_managed_instances(void **state)
     load_ok(t);
     assert_int_equal(t->cfg.flush_mode, KTE_FLUSH_CONTINUOUS);
     assert_int_equal(t->cfg.flush_interval_ms, 1000);
+    kt_env_set(&t->env, "KTE_FLUSH", "adaptive");
+    load_ok(t);
+    assert_int_equal(t->cfg.flush_mode, KTE_FLUSH_CONTINUOUS);
+    assert_int_equal(t->cfg.flush_interval_ms, 1000);
     kt_env_set(&t->env, "KTE_FLUSH", "periodic,5000");
     load_ok(t);
     assert_int_equal(t->cfg.flush_mode, KTE_FLUSH_CONTINUOUS);
@@ -199,7 +204,7 @@ static void test_managed_instances(void **state)
         load_ok(t);
         assert_false(t->cfg.managed_instances);
         assert_string_equal(t->cfg.schema_version, "2022-12-13");
-        assert_int_equal(t->cfg.flush_mode, KTE_FLUSH_END);
+        assert_int_equal(t->cfg.flush_mode, KTE_FLUSH_ADAPTIVE);
     }
 }
 
@@ -531,6 +536,8 @@ static void test_flush(void **state)
         long ms;
     } ok[] = {
         {"end", KTE_FLUSH_END, 0},
+        {"adaptive", KTE_FLUSH_ADAPTIVE, 500},
+        {"x-datadog", KTE_FLUSH_DATADOG, 20000},
         {"periodic,1000", KTE_FLUSH_PERIODIC, 1000},
         {"continuous,500", KTE_FLUSH_CONTINUOUS, 500},
         {"periodic,1", KTE_FLUSH_PERIODIC, 1},
@@ -553,10 +560,22 @@ static void test_flush(void **state)
                     "periodic,1000");
     expect_fail(t, "KTE_FLUSH", "continuous", ERR_INVALID, "KTE_FLUSH", "from 1 to 900000",
                 "continuous,1000");
-    static const char *const bogus[] = {"bogus", "End", "periodically,5", "end,5", ",1000"};
+    static const char *const bogus[] = {"bogus", "End",           "periodically,5", "end,5",
+                                        ",1000", "adaptive,1000", "Adaptive"};
     for (size_t i = 0; i < sizeof bogus / sizeof bogus[0]; i++)
         expect_fail(t, "KTE_FLUSH", bogus[i], ERR_INVALID, "KTE_FLUSH", bogus[i],
                     "end, periodic,<ms> or continuous,<ms>");
+    /* KTE_MAX_LATENCY_MS sets the adaptive mode's bound and its timer. */
+    kt_env_set(&t->env, "KTE_FLUSH", NULL);
+    kt_env_set(&t->env, "KTE_MAX_LATENCY_MS", "5000");
+    load_ok(t);
+    assert_int_equal(t->cfg.flush_mode, KTE_FLUSH_ADAPTIVE);
+    assert_int_equal(t->cfg.max_latency_ms, 5000);
+    assert_int_equal(t->cfg.flush_interval_ms, 1250);
+    expect_fail(t, "KTE_MAX_LATENCY_MS", "199", ERR_INVALID, "KTE_MAX_LATENCY_MS",
+                "from 200 to 900000", NULL);
+    expect_fail(t, "KTE_MAX_LATENCY_MS", "2s", ERR_INVALID, "KTE_MAX_LATENCY_MS", "whole number",
+                NULL);
 }
 
 static void test_partition_key(void **state)

@@ -34,6 +34,7 @@ static void set_counters(struct kte_metrics *m)
     atomic_store(&m->connections_refused, 11);
     atomic_store(&m->connections_without_request, 12);
     atomic_store(&m->requests_incomplete, 13);
+    atomic_store(&m->delivered_after_freeze, 14);
 }
 
 static const struct want expected[] = {
@@ -63,6 +64,7 @@ static const struct want expected[] = {
     {"ConnectionsWithoutRequest", "Count", 12},
     {"RequestsIncomplete", "Count", 13},
     {"PeakRssBytes", "Bytes", 50331648},
+    {"EventsDeliveredAfterFreeze", "Count", 14},
 };
 #define N_EXPECTED (sizeof expected / sizeof expected[0])
 

@@ -73,14 +73,26 @@ static void test_backoff_defers_a_due_send(void **state)
 static void test_continuous_timer(void **state)
 {
     (void)state;
-    struct kte_send_view v = view(3, 1);
-    v.mode = KTE_FLUSH_CONTINUOUS;
-    v.interval_ms = 100;
-    v.last_flush_ms = 1000;
-    int64_t wake;
-    assert_false(kte_send_should(&v, 1050, &wake));
-    assert_int_equal(wake, 1100);
-    assert_true(kte_send_should(&v, 1100, &wake));
+    /* adaptive runs the same timer (it delivers what deferred invokes left);
+     * end, periodic and the Datadog reference have none */
+    static const struct {
+        enum kte_flush_mode mode;
+        bool timer;
+    } cases[] = {{KTE_FLUSH_CONTINUOUS, true},
+                 {KTE_FLUSH_ADAPTIVE, true},
+                 {KTE_FLUSH_END, false},
+                 {KTE_FLUSH_PERIODIC, false},
+                 {KTE_FLUSH_DATADOG, false}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct kte_send_view v = view(3, 1);
+        v.mode = cases[i].mode;
+        v.interval_ms = 100;
+        v.last_flush_ms = 1000;
+        int64_t wake;
+        assert_false(kte_send_should(&v, 1050, &wake));
+        assert_int_equal(wake, cases[i].timer ? 1100 : 0);
+        assert_true(kte_send_should(&v, 1100, &wake) == cases[i].timer);
+    }
 }
 
 static void test_backoff_grows_caps_and_resets_on_progress(void **state)
