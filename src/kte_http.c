@@ -10,7 +10,7 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
     return kte_buf_append(&h->body, p, n) == 0 ? n : 0;
 }
 
-static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
+size_t kte_http_on_header(char *p, size_t size, size_t nmemb, void *ud)
 {
     struct kte_http *h = ud;
     size_t n = size * nmemb;
@@ -64,7 +64,7 @@ CURLcode kte_http_request(struct kte_http *h, const char *method, const char *ur
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, kte_http_on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, h);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
