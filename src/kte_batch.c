@@ -183,9 +183,10 @@ static int resp_string(void *ctx, const unsigned char *v, size_t len)
         size_t k = len < sizeof code - 1 ? len : sizeof code - 1;
         memcpy(code, v, k);
         code[k] = '\0';
+        if (r->outcome == KTE_REC_OK)
+            st->failed++; /* once per entry, however often it says ErrorCode */
         normalise_code(code, r->error_code, sizeof r->error_code);
         r->outcome = kte_batch_classify(r->error_code);
-        st->failed++;
     }
     st->error_key = false;
     return 1;
