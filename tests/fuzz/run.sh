@@ -54,8 +54,10 @@ for h in "${harnesses[@]}"; do
   if [ "$rc" != 0 ]; then
     tail -n 40 "$log" >&2
     echo "fuzz: FINDING in $h (exit $rc); input saved in $work/artifacts/$h/" >&2
+    echo "fuzz: ${#summary[@]} passed, 1 failed"
     exit 1
   fi
   summary+=("$(printf '%-14s %12s executions %8s exec/s' "$h" "${execs:-?}" "${rate:-?}")")
 done
 printf 'fuzz: %s\n' "${summary[@]}"
+echo "fuzz: ${#summary[@]} passed, 0 failed"
