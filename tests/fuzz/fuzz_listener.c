@@ -1,7 +1,9 @@
 /* The listener end to end: LLVMFuzzerInitialize starts it once on
  * 127.0.0.1:<free port>; each input is written as raw bytes (one request,
- * several pipelined ones, or garbage) on a new TCP connection, which is then
- * half-closed, and the answer is read until the listener closes. The sink
+ * several pipelined ones, or garbage) on a new TCP connection, which is
+ * half-closed once the listener has read it all, and the answers are read
+ * until the listener closes: so each input is done with when the next one
+ * starts, and a finding points at the input that caused it. The sink
  * parses bodies as the pipeline does (kte_event_parse) and counts events.
  *
  * The secret path is /fuzz-0123456789abcdef (in the dictionary and seeds);
