@@ -30,8 +30,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct kte_event_list l;
     kte_event_list_init(&l);
     char err[256];
-    if (kte_event_parse((const char *)data + 2, size - 2, &l, err, sizeof err) != 0)
+    if (kte_event_parse((const char *)data + 2, size - 2, &l, err, sizeof err) != 0) {
+        kte_event_list_free(&l); /* the caller frees on failure too */
         return 0;
+    }
     struct kte_record_builder rb;
     FUZZ_CHECK(kte_record_builder_init(&rb, "0123456789abcdef0123456789abcdef", "fn-\xc3\xa9",
                                        "$LATEST", "us-east-1") == 0);
