@@ -9,7 +9,6 @@
 #include "fuzz_util.h"
 
 #include <stdbool.h>
-#include <yajl/yajl_parse.h>
 
 static bool json_ws(char c)
 {
@@ -23,23 +22,12 @@ static size_t skip_ws(const char *b, size_t i, size_t len)
     return i;
 }
 
-/* Exactly one JSON value, by yajl with kte_event_parse's settings. */
-static bool one_value(const char *p, size_t n)
-{
-    yajl_handle h = yajl_alloc(NULL, NULL, NULL);
-    FUZZ_CHECK(h != NULL);
-    bool ok = yajl_parse(h, (const unsigned char *)p, n) == yajl_status_ok &&
-              yajl_complete_parse(h) == yajl_status_ok;
-    yajl_free(h);
-    return ok;
-}
-
 static void check_event(const char *body, size_t len, const struct kte_event_view *v)
 {
     FUZZ_CHECK(v->raw >= body && v->raw_len > 0 && v->raw_len <= len &&
                (size_t)(v->raw - body) <= len - v->raw_len);
     FUZZ_CHECK(FUZZ_TERMINATED(v->type) && FUZZ_TERMINATED(v->request_id));
-    FUZZ_CHECK(one_value(v->raw, v->raw_len));
+    FUZZ_CHECK(fuzz_one_json_value(v->raw, v->raw_len));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

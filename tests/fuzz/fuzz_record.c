@@ -10,17 +10,6 @@
 #include "fuzz_util.h"
 
 #include <stdbool.h>
-#include <yajl/yajl_parse.h>
-
-static bool one_value(const char *p, size_t n)
-{
-    yajl_handle h = yajl_alloc(NULL, NULL, NULL);
-    FUZZ_CHECK(h != NULL);
-    bool ok = yajl_parse(h, (const unsigned char *)p, n) == yajl_status_ok &&
-              yajl_complete_parse(h) == yajl_status_ok;
-    yajl_free(h);
-    return ok;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -54,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(r->data_len <= max && r->seq == i);
         FUZZ_CHECK(r->pk_len == 2 && !strcmp(r->pk, "pk"));
         FUZZ_CHECK(r->truncated == (full > max));
-        FUZZ_CHECK(one_value(r->data, r->data_len));
+        FUZZ_CHECK(fuzz_one_json_value(r->data, r->data_len));
         if (!r->truncated)
             FUZZ_CHECK(r->data_len == full &&
                        !memcmp(r->data + full - 1 - v->raw_len, v->raw, v->raw_len));

@@ -5,11 +5,13 @@
 #ifndef KTE_FUZZ_UTIL_H
 #define KTE_FUZZ_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <yajl/yajl_parse.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -26,5 +28,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Whether a fixed-size char field holds a terminated string. */
 #define FUZZ_TERMINATED(field) (memchr((field), '\0', sizeof(field)) != NULL)
+
+/* Whether p[0..n) is exactly one JSON value, by yajl with the settings
+ * kte_event_parse uses (UTF-8 checked, no comments, nothing after it). */
+static inline bool fuzz_one_json_value(const char *p, size_t n)
+{
+    yajl_handle h = yajl_alloc(NULL, NULL, NULL);
+    FUZZ_CHECK(h != NULL);
+    bool ok = yajl_parse(h, (const unsigned char *)p, n) == yajl_status_ok &&
+              yajl_complete_parse(h) == yajl_status_ok;
+    yajl_free(h);
+    return ok;
+}
 
 #endif
