@@ -51,6 +51,10 @@ for h in "${harnesses[@]}"; do
     >"$log" 2>&1 || rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+  if [ "$rc" = 72 ]; then # libFuzzer's exit code when interrupted (SIGINT)
+    echo "fuzz: $h interrupted after ${execs:-?} executions (${rate:-?} exec/s)" >&2
+    exit 130
+  fi
   if [ "$rc" != 0 ]; then
     tail -n 40 "$log" >&2
     echo "fuzz: FINDING in $h (exit $rc); input saved in $work/artifacts/$h/" >&2
