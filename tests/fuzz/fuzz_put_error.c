@@ -8,6 +8,7 @@
 
 #include "fuzz_util.h"
 
+#include <stdbool.h>
 #include <yajl/yajl_tree.h>
 
 /* The reference's raw code (before prefix and suffix are cut), or NULL. */
@@ -37,13 +38,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char ebuf[128];
     yajl_val root = yajl_tree_parse(copy, ebuf, sizeof ebuf);
     const char *want = root ? reference(root) : NULL;
-    FUZZ_CHECK((rc == 0) == (want != NULL));
+    /* yajl_tree's keys are C strings: "__type\u0000" matches "__type"
+     * there, and not in kte_batch_error_code, which is right. */
+    bool comparable = true;
+    for (size_t i = 0; i + 6 <= size - 1; i++)
+        if (!memcmp(body + i, "\\u0000", 6))
+            comparable = false;
+    if (comparable)
+        FUZZ_CHECK((rc == 0) == (want != NULL));
     if (rc == 0) {
         /* A terminated code without "namespace#" or ":uri", cut out of the
          * reference's, classified as one of the two outcomes. */
         FUZZ_CHECK(memchr(code, '\0', cap) != NULL);
         FUZZ_CHECK(strchr(code, '#') == NULL && strchr(code, ':') == NULL);
-        FUZZ_CHECK(strstr(want, code) != NULL);
+        FUZZ_CHECK(!comparable || strstr(want, code) != NULL);
         enum kte_rec_outcome o = kte_batch_classify(code);
         FUZZ_CHECK(o == KTE_REC_RETRY || o == KTE_REC_PERMANENT);
     }
