@@ -8,7 +8,7 @@ JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST  = $(PYTHON) -m pytest -q -p no:cacheprovider
 
 .PHONY: all build test test-unit test-asan test-tsan test-sim test-integration test-flush test-faults test-hostile test-infra test-layer demo \
-        layer synth bench format format-check clean deps fresh-check
+        layer synth bench format format-check clean deps fresh-check fuzz fuzz-build test-fuzz
 
 all: build
 
@@ -24,7 +24,7 @@ deps:
 # Every test: C unit tests (plain and under ASan+UBSan), the sandbox's own
 # tests, the end-to-end tests of the real binary, the layers, then infra/ (after
 # test-layer, so that its check of the built layer zips runs, not skips).
-test: deps build test-unit test-asan test-tsan test-sim test-integration test-flush test-faults test-hostile test-layer test-infra
+test: deps build test-unit test-asan test-tsan test-fuzz test-sim test-integration test-flush test-faults test-hostile test-layer test-infra
 
 test-unit: build
 	ctest --test-dir $(BUILD) --output-on-failure
@@ -43,6 +43,28 @@ test-tsan:
 	@cmake --build $(BUILD)/tsan -j $(JOBS)
 	TSAN_OPTIONS=halt_on_error=1:abort_on_error=1:second_deadlock_stack=1 \
 	  ctest --test-dir $(BUILD)/tsan --output-on-failure
+
+# Fuzzing (tests/fuzz/README.md): libFuzzer harnesses built with clang under
+# ASan+UBSan in $(BUILD)/fuzz. `make fuzz` runs each harness, one at a time,
+# for FUZZ_SECONDS (or FUZZ_RUNS executions, whichever comes first); FUZZERS
+# picks harnesses. test-fuzz runs each for 5 s from the committed seeds in a
+# scratch corpus and fails on any finding.
+FUZZ_CC      ?= clang-14
+FUZZ_SECONDS ?= 60
+FUZZ_RUNS    ?= -1
+FUZZERS      ?=
+
+fuzz-build:
+	@cmake -S . -B $(BUILD)/fuzz -DCMAKE_C_COMPILER=$(FUZZ_CC) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DKTE_FUZZ=ON -DKTE_TESTS=OFF >/dev/null
+	@cmake --build $(BUILD)/fuzz -j $(JOBS) --target kte_fuzzers
+
+fuzz: deps fuzz-build
+	bash tests/fuzz/run.sh -b $(BUILD)/fuzz -t $(FUZZ_SECONDS) -r $(FUZZ_RUNS) $(FUZZERS)
+
+test-fuzz: fuzz-build
+	@rm -rf $(BUILD)/fuzz/test && mkdir -p $(BUILD)/fuzz/test
+	bash tests/fuzz/run.sh -b $(BUILD)/fuzz -t 5 -w $(BUILD)/fuzz/test
 
 test-sim:
 	$(PYTEST) tests/sim
@@ -104,10 +126,10 @@ bench: deps build
 	bash scripts/bench.sh
 
 format:
-	clang-format -i src/*.[ch] tests/unit/*.[ch]
+	clang-format -i src/*.[ch] tests/unit/*.[ch] tests/fuzz/*.[ch]
 
 format-check:
-	clang-format --dry-run --Werror src/*.[ch] tests/unit/*.[ch]
+	clang-format --dry-run --Werror src/*.[ch] tests/unit/*.[ch] tests/fuzz/*.[ch]
 
 clean:
 	rm -rf $(BUILD)

@@ -21,6 +21,7 @@ packages=(
   libcurl4-openssl-dev libmicrohttpd-dev libyajl-dev libssl-dev libcmocka-dev
   python3 python3-pytest python3-botocore awscli
   util-linux ca-certificates
+  clang-14 libclang-rt-14-dev  # libFuzzer, ASan, UBSan: make fuzz, make test-fuzz
 )
 if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
   say "node $(node --version) and npm $(npm --version 2>/dev/null) already on PATH"

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <yajl/yajl_parse.h>
-#include <yajl/yajl_tree.h>
 
 size_t kte_batch_plan(const struct kte_rec *head, size_t *bytes_out)
 {
@@ -105,41 +104,118 @@ static void normalise_code(const char *s, char *dst, size_t cap)
     dst[n] = '\0';
 }
 
-/* yajl_tree needs a NUL-terminated copy. */
-static yajl_val parse_tree(const char *body, size_t len, char *err, size_t errlen)
+/* Streaming parse of an error body: the first "__type" and "code" members
+ * of the top-level object, kept when they are strings. No tree is built:
+ * freeing one recurses once per nesting level, and a deeply nested body
+ * (8 KiB of brackets) overflowed the sender thread's stack in the musl
+ * build, whose threads get 128 KiB. */
+enum err_key { ERR_KEY_NONE = 0, ERR_KEY_TYPE, ERR_KEY_CODE };
+
+struct err_state {
+    int depth;
+    enum err_key pending; /* the value being read belongs to this key */
+    bool seen[3];         /* first occurrence of each key decides */
+    char *found[3];       /* its string value, NUL-terminated (owned) */
+    bool oom;
+};
+
+static int err_value(void *ctx)
 {
-    char *copy = malloc(len + 1);
-    if (!copy) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    memcpy(copy, body, len);
-    copy[len] = '\0';
-    char ebuf[256] = "";
-    yajl_val v = yajl_tree_parse(copy, ebuf, sizeof ebuf);
-    free(copy);
-    if (!v)
-        snprintf(err, errlen, "response is not JSON: %s", ebuf);
-    return v;
+    ((struct err_state *)ctx)->pending = ERR_KEY_NONE;
+    return 1;
 }
+
+static int err_bool(void *ctx, int b)
+{
+    (void)b;
+    return err_value(ctx);
+}
+
+static int err_number(void *ctx, const char *v, size_t len)
+{
+    (void)v;
+    (void)len;
+    return err_value(ctx);
+}
+
+static int err_string(void *ctx, const unsigned char *v, size_t len)
+{
+    struct err_state *st = ctx;
+    if (st->pending != ERR_KEY_NONE && st->depth == 1) {
+        char *copy = malloc(len + 1);
+        if (!copy) {
+            st->oom = true;
+            return 0;
+        }
+        memcpy(copy, v, len);
+        copy[len] = '\0';
+        st->found[st->pending] = copy;
+    }
+    return err_value(ctx);
+}
+
+static int err_key(void *ctx, const unsigned char *k, size_t len)
+{
+    struct err_state *st = ctx;
+    enum err_key key = ERR_KEY_NONE;
+    if (st->depth == 1 && len == 6 && !memcmp(k, "__type", 6))
+        key = ERR_KEY_TYPE;
+    else if (st->depth == 1 && len == 4 && !memcmp(k, "code", 4))
+        key = ERR_KEY_CODE;
+    st->pending = key != ERR_KEY_NONE && !st->seen[key] ? key : ERR_KEY_NONE;
+    st->seen[key] = true;
+    return 1;
+}
+
+static int err_open(void *ctx)
+{
+    struct err_state *st = ctx;
+    st->pending = ERR_KEY_NONE;
+    st->depth++;
+    return 1;
+}
+
+static int err_start_array(void *ctx)
+{
+    /* A top-level array is no error object: depth 1 must be an object. */
+    struct err_state *st = ctx;
+    err_open(ctx);
+    if (st->depth == 1)
+        st->depth = 2;
+    return 1;
+}
+
+static int err_close(void *ctx)
+{
+    ((struct err_state *)ctx)->depth--;
+    return 1;
+}
+
+static const yajl_callbacks err_callbacks = {
+    err_value, err_bool,        NULL,      NULL, err_number, err_string, err_open, err_key,
+    err_close, err_start_array, err_close,
+};
 
 int kte_batch_error_code(const char *body, size_t len, char *code, size_t code_len)
 {
-    char err[300]; /* room for yajl's message: -Os builds check the bound */
-    yajl_val root = parse_tree(body, len, err, sizeof err);
-    if (!root)
+    struct err_state st = {0};
+    yajl_handle h = yajl_alloc(&err_callbacks, NULL, &st);
+    if (!h)
         return -1;
-    const char *type_path[] = {"__type", NULL};
-    const char *code_path[] = {"code", NULL};
-    yajl_val t = yajl_tree_get(root, type_path, yajl_t_string);
-    if (!t)
-        t = yajl_tree_get(root, code_path, yajl_t_string);
+    /* As yajl_tree_parse did: comments allowed, the text ends at a NUL. */
+    yajl_config(h, yajl_allow_comments, 1);
+    yajl_status ys = yajl_parse(h, (const unsigned char *)body, strnlen(body, len));
+    if (ys == yajl_status_ok)
+        ys = yajl_complete_parse(h);
+    yajl_free(h);
+    const char *t = st.found[ERR_KEY_TYPE] ? st.found[ERR_KEY_TYPE] : st.found[ERR_KEY_CODE];
     int rc = -1;
-    if (t) {
-        normalise_code(YAJL_GET_STRING(t), code, code_len);
+    if (ys == yajl_status_ok && !st.oom && t) {
+        normalise_code(t, code, code_len);
         rc = 0;
     }
-    yajl_tree_free(root);
+    free(st.found[ERR_KEY_TYPE]);
+    free(st.found[ERR_KEY_CODE]);
     return rc;
 }
 
@@ -186,9 +262,10 @@ static int resp_string(void *ctx, const unsigned char *v, size_t len)
         size_t k = len < sizeof code - 1 ? len : sizeof code - 1;
         memcpy(code, v, k);
         code[k] = '\0';
+        if (r->outcome == KTE_REC_OK)
+            st->failed++; /* once per entry, however often it says ErrorCode */
         normalise_code(code, r->error_code, sizeof r->error_code);
         r->outcome = kte_batch_classify(r->error_code);
-        st->failed++;
     }
     st->error_key = false;
     return 1;

@@ -360,6 +360,8 @@ static long default_buffer_bytes(struct ctx *c)
 {
     const char *mem = get(c, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE");
     long mb = mem ? strtol(mem, NULL, 10) : 0;
+    if (mb > 10240)
+        mb = 10240; /* Lambda's largest size; keeps mb * 1 MiB from overflowing */
     long bytes = mb > 0 ? mb * 1048576L / 10 : 16 * 1048576L;
     if (bytes < 8 * 1048576L)
         bytes = 8 * 1048576L;

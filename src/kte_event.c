@@ -21,6 +21,7 @@ struct state {
     enum key key3;   /* last key seen directly inside event.record */
     bool in_record;
     struct kte_event_view cur;
+    size_t top_end; /* offset just after the body's top-level value */
     bool oom;
     bool too_many;
 };
@@ -183,6 +184,8 @@ static int close_container(struct state *s)
         rc = push(s, s->event_start, end);
     else if (s->depth == s->event_depth + 1)
         s->in_record = false;
+    if (s->depth == 0)
+        s->top_end = end;
     s->prev_end = end;
     return rc;
 }
@@ -216,7 +219,7 @@ static int on_end_array(void *ctx)
     struct state *s = ctx;
     if (s->top_array && s->depth == 1) {
         s->depth = 0;
-        s->prev_end = now(s);
+        s->prev_end = s->top_end = now(s);
         return 1;
     }
     return close_container(s);
@@ -297,6 +300,15 @@ int kte_event_parse(const char *body, size_t len, struct kte_event_list *out, ch
         while (n && (err[n - 1] == '\n' || err[n - 1] == ' '))
             err[--n] = '\0';
         rc = -1;
+    } else {
+        /* yajl accepts an unfinished token after a complete value (`[]"`,
+         * `[]tru`): only white space may follow the body's value. */
+        for (size_t k = s.top_end; k < len && rc == 0; k++) {
+            if (body[k] != ' ' && body[k] != '\t' && body[k] != '\n' && body[k] != '\r') {
+                snprintf(err, errlen, "malformed JSON near byte %zu: data after the events", k);
+                rc = -1;
+            }
+        }
     }
     yajl_free(s.h);
     if (rc != 0)

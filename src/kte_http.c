@@ -10,7 +10,14 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
     return kte_buf_append(&h->body, p, n) == 0 ? n : 0;
 }
 
-static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
+/* White space around a header value. CR, LF and NUL inside a value count as
+ * spaces, as RFC 9110 5.5 tells a recipient to treat them. */
+static int field_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\0';
+}
+
+size_t kte_http_on_header(char *p, size_t size, size_t nmemb, void *ud)
 {
     struct kte_http *h = ud;
     size_t n = size * nmemb;
@@ -19,14 +26,15 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
         strncasecmp(p, h->want_header, name_len) == 0) {
         const char *v = p + name_len + 1;
         const char *end = p + n;
-        while (v < end && (*v == ' ' || *v == '\t'))
+        while (v < end && field_space(*v))
             v++;
-        while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+        if ((size_t)(end - v) >= sizeof h->header_value)
+            end = v + sizeof h->header_value - 1;
+        while (end > v && field_space(end[-1]))
             end--;
         size_t len = (size_t)(end - v);
-        if (len >= sizeof h->header_value)
-            len = sizeof h->header_value - 1;
-        memcpy(h->header_value, v, len);
+        for (size_t i = 0; i < len; i++)
+            h->header_value[i] = field_space(v[i]) ? ' ' : v[i];
         h->header_value[len] = '\0';
     }
     return n;
@@ -64,7 +72,7 @@ CURLcode kte_http_request(struct kte_http *h, const char *method, const char *ur
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, kte_http_on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, h);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);

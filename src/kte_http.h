@@ -29,4 +29,9 @@ CURLcode kte_http_request(struct kte_http *h, const char *method, const char *ur
                           struct curl_slist *headers, const char *body, size_t body_len,
                           long timeout_ms, long *status);
 
+/* libcurl's header callback, one header line per call: copies the value of
+ * want_header (trimmed, cut to fit) into header_value. Exposed for the fuzz
+ * harness, which feeds it register answers. */
+size_t kte_http_on_header(char *p, size_t size, size_t nmemb, void *ud);
+
 #endif

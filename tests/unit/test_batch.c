@@ -2,6 +2,8 @@
  * error codes and their classification. */
 #include "kte_batch.h"
 
+#include <pthread.h>
+
 #include "kte_test_util.h"
 
 #define MiB 1048576u
@@ -530,6 +532,47 @@ static void test_error_code_botocore_fixture(void **state)
     free(text);
 }
 
+/* A deeply nested error body, read on a thread with musl's default stack
+ * (128 KiB, the layer build's): parsing it must not recurse per level. */
+struct deep_call {
+    const char *body;
+    size_t len;
+    int rc;
+    char code[KTE_ERRCODE_MAX];
+};
+
+static void *deep_error_code(void *arg)
+{
+    struct deep_call *c = arg;
+    c->rc = kte_batch_error_code(c->body, c->len, c->code, sizeof c->code);
+    return NULL;
+}
+
+static void test_error_code_deep_nesting_small_stack(void **state)
+{
+    (void)state;
+    const size_t depth = 100000;
+    const char *head = "{\"__type\":\"ns#ThrottlingException\",\"x\":";
+    size_t hl = strlen(head);
+    char *body = malloc(hl + 2 * depth + 1);
+    assert_non_null(body);
+    memcpy(body, head, hl);
+    memset(body + hl, '[', depth);
+    memset(body + hl + depth, ']', depth);
+    body[hl + 2 * depth] = '}';
+    struct deep_call c = {.body = body, .len = hl + 2 * depth + 1, .rc = -2};
+    pthread_attr_t attr;
+    pthread_t t;
+    assert_int_equal(pthread_attr_init(&attr), 0);
+    assert_int_equal(pthread_attr_setstacksize(&attr, 128 * 1024), 0);
+    assert_int_equal(pthread_create(&t, &attr, deep_error_code, &c), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    pthread_attr_destroy(&attr);
+    assert_int_equal(c.rc, 0);
+    assert_string_equal(c.code, "ThrottlingException");
+    free(body);
+}
+
 /* ---- classification ---------------------------------------------------------- */
 
 static void test_classification(void **state)
@@ -582,6 +625,7 @@ int main(void)
         cmocka_unit_test(test_error_code_absent),
         cmocka_unit_test(test_error_code_small_buffer),
         cmocka_unit_test(test_error_code_botocore_fixture),
+        cmocka_unit_test(test_error_code_deep_nesting_small_stack),
         cmocka_unit_test(test_classification),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
