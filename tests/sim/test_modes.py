@@ -79,6 +79,10 @@ def test_snapstart_restores_the_same_processes(sandbox):
     first_reports = [e["record"]["metrics"] for e in run.events("snappy") if e["type"] == "platform.report"]
     assert "restoreDurationMs" in first_reports[0] and "initDurationMs" not in first_reports[0]
     assert "restoreDurationMs" not in first_reports[1] and "restoreDurationMs" in first_reports[2]
+    # the same subscriber runs on across restores: each environment counts what it added
+    delivered = len(run.events("snappy"))
+    assert s["subscribers"]["snappy"]["delivered"] == delivered, s["subscribers"]
+    assert sum(e["subscribers"]["snappy"]["delivered"] for e in envs) == delivered
 
 
 def test_provisioned_concurrency(sandbox):
