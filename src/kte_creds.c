@@ -54,7 +54,9 @@ int kte_creds_parse_time(const char *s, int64_t *epoch_ms)
     if (digits(&s, 2, &h) || *s++ != ':' || digits(&s, 2, &mi) || *s++ != ':' ||
         digits(&s, 2, &sec))
         return -1;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+    /* Before 1970 is no expiration a provider hands out, and a negative
+     * epoch would read as "already expired" at every request. */
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
         return -1;
     int64_t ms = 0;
     if (*s == '.') {
@@ -92,7 +94,10 @@ int kte_creds_parse_time(const char *s, int64_t *epoch_ms)
     time_t t = timegm(&tm);
     if (t == (time_t)-1)
         return -1;
-    *epoch_ms = ((int64_t)t - offset_s) * 1000 + ms;
+    int64_t when = ((int64_t)t - offset_s) * 1000 + ms;
+    if (when <= 0) /* 0 means "does not expire" in struct kte_creds */
+        return -1;
+    *epoch_ms = when;
     return 0;
 }
 

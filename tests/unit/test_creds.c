@@ -115,8 +115,8 @@ static void test_parse_time(void **state)
 {
     (void)state;
     int64_t ms;
-    assert_int_equal(kte_creds_parse_time("1970-01-01T00:00:00Z", &ms), 0);
-    assert_true(ms == 0);
+    assert_int_equal(kte_creds_parse_time("1970-01-01T00:00:01Z", &ms), 0);
+    assert_true(ms == 1000);
     assert_int_equal(kte_creds_parse_time("2026-11-29T21:00:00Z", &ms), 0);
     assert_true(ms == 1795986000000LL);
     assert_int_equal(kte_creds_parse_time("2026-11-29T21:00:00.250Z", &ms), 0);
@@ -125,7 +125,11 @@ static void test_parse_time(void **state)
     assert_true(ms == 1795986000000LL);
     assert_int_equal(kte_creds_parse_time("2026-11-29T20:30:00-00:30", &ms), 0);
     assert_true(ms == 1795986000000LL);
+    /* 0 means "does not expire"; before it, "expired at every request". */
     const char *bad[] = {"",
+                         "1970-01-01T00:00:00Z",
+                         "1970-01-01T01:00:00+02:00",
+                         "0477-11-29T21:00:00.123+02:00",
                          "2026-11-29",
                          "2026-11-29T21:00:00",
                          "2026-13-29T21:00:00Z",
