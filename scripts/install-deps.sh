@@ -59,3 +59,15 @@ else
   (cd "$kl" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
   echo "$want" > "$stamp"
 fi
+
+# aws-kinesis-agg (AWS's KPL deaggregator, for the kpl format's tests), pinned by its lockfile.
+dg=tests/deagg
+dstamp=$dg/node_modules/.kte-lock.sha256
+dwant=$(sha256sum "$dg/package-lock.json" | cut -d' ' -f1)
+if [ -f "$dg/node_modules/aws-kinesis-agg/index.js" ] && [ -f "$dstamp" ] && [ "$(cat "$dstamp")" = "$dwant" ]; then
+  say "aws-kinesis-agg: up to date"
+else
+  echo "install-deps: npm ci in $dg"
+  (cd "$dg" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+  echo "$dwant" > "$dstamp"
+fi

@@ -16,6 +16,9 @@ enum kte_partition_key {
     KTE_PK_RANDOM,
 };
 
+/* KTE_RECORD_FORMAT: how events become Kinesis records (kte_agg.h). */
+enum kte_record_format { KTE_FORMAT_EVENT = 0, KTE_FORMAT_KPL, KTE_FORMAT_NDJSON };
+
 enum kte_flush_mode { KTE_FLUSH_END = 0, KTE_FLUSH_PERIODIC, KTE_FLUSH_CONTINUOUS };
 
 enum kte_overflow { KTE_OVERFLOW_DROP_OLDEST = 0, KTE_OVERFLOW_DROP_NEWEST };
@@ -56,7 +59,9 @@ struct kte_config {
     long flush_interval_ms; /* periodic/continuous */
     long flush_wait_ms;     /* 0: wait for runtimeDone until the invoke deadline */
     long flush_timeout_ms;  /* longest an end-of-invoke flush may hold up the invoke */
-    long max_record_bytes;  /* data + partition key, Kinesis limit 1 MiB */
+    enum kte_record_format record_format;
+    long max_record_bytes;  /* data + partition key: 1 MiB, or up to 10 MiB if the stream allows */
+    long max_request_bytes; /* data + partition keys per PutRecords call, up to 10 MiB */
     long max_buffer_bytes;  /* memory for buffered records, in-flight ones included */
     enum kte_overflow overflow;
     long connect_timeout_ms;

@@ -54,14 +54,14 @@ void kte_kinesis_free(struct kte_kinesis *k)
     kte_http_free(&k->http);
 }
 
-enum kte_put_status kte_kinesis_put(struct kte_kinesis *k, struct kte_rec *const *recs, size_t n,
+enum kte_put_status kte_kinesis_put(struct kte_kinesis *k, const struct kte_wire *recs, size_t n,
                                     long timeout_ms, struct kte_rec_result *results,
                                     char *error_code, size_t error_code_len)
 {
     struct kte_buf body;
     kte_buf_init(&body);
     error_code[0] = '\0';
-    if (kte_batch_body(&body, k->cfg->stream_name, k->cfg->stream_arn, recs, n) != 0) {
+    if (kte_batch_body_wire(&body, k->cfg->stream_name, k->cfg->stream_arn, recs, n) != 0) {
         snprintf(error_code, error_code_len, "OutOfMemory");
         kte_buf_free(&body);
         return KTE_PUT_RETRY;

@@ -25,10 +25,10 @@ struct kte_kinesis {
 int kte_kinesis_init(struct kte_kinesis *k, const struct kte_config *cfg);
 void kte_kinesis_free(struct kte_kinesis *k);
 
-/* Sends recs[0..n) as one PutRecords call that may take at most timeout_ms.
- * On KTE_PUT_OK results[i] tells each record's fate. Otherwise error_code
- * names the failure (a Kinesis error code, "HTTP 503", or curl's text). */
-enum kte_put_status kte_kinesis_put(struct kte_kinesis *k, struct kte_rec *const *recs, size_t n,
+/* Sends the records recs[0..n) (framed by kte_agg) as one PutRecords call that may take at most
+ * timeout_ms. On KTE_PUT_OK results[i] tells each record's fate. Otherwise error_code names the
+ * failure (a Kinesis error code, "HTTP 503", or curl's text). */
+enum kte_put_status kte_kinesis_put(struct kte_kinesis *k, const struct kte_wire *recs, size_t n,
                                     long timeout_ms, struct kte_rec_result *results,
                                     char *error_code, size_t error_code_len);
 
