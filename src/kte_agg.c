@@ -147,15 +147,22 @@ static size_t join_growth(const struct kte_framer *f, const struct group *g,
     size_t add = f->fmt == KTE_FORMAT_KPL ? 1 + varint_len(kpl_record_len(0, r->data_len)) +
                                                 kpl_record_len(0, r->data_len)
                                           : r->data_len + 1;
-    return g->size + add <= f->target_bytes ? add : 0;
+    return g->size + add <= f->group_bytes ? add : 0;
 }
 
-size_t kte_agg_overhead(enum kte_record_format fmt, size_t pk_len)
+/* What compression can add to n bytes at worst. */
+static size_t compress_slack(enum kte_compression kind, size_t n)
 {
-    struct kte_framer f = {.fmt = fmt};
+    return kte_compress_bound(kind, n) - n;
+}
+
+size_t kte_agg_overhead(const struct kte_config *cfg, size_t pk_len)
+{
+    struct kte_framer f = {.fmt = cfg->record_format};
     struct kte_rec r = {.pk_len = (uint32_t)pk_len, .data_len = 1u << 30};
     /* Varint lengths sized for the largest envelope (up to 2^30 bytes). */
-    return lone_size(&f, &r) - r.data_len - pk_len;
+    return lone_size(&f, &r) - r.data_len - pk_len +
+           compress_slack(cfg->compression, (size_t)cfg->max_record_bytes);
 }
 
 void kte_framer_init(struct kte_framer *f, const struct kte_config *cfg)
@@ -167,6 +174,13 @@ void kte_framer_init(struct kte_framer *f, const struct kte_config *cfg)
                           ? KTE_AGG_TARGET_BYTES
                           : (size_t)cfg->max_record_bytes;
     f->max_request = (size_t)cfg->max_request_bytes;
+    f->group_bytes = f->target_bytes;
+    size_t slack = 256 + compress_slack(cfg->compression, (size_t)cfg->max_record_bytes);
+    f->raw_cap = (size_t)cfg->max_record_bytes > slack + f->target_bytes
+                     ? (size_t)cfg->max_record_bytes - slack
+                     : f->target_bytes;
+    kte_compressor_init(&f->comp, cfg->compression);
+    kte_buf_init(&f->scratch);
     f->max_events =
         cfg->record_format == KTE_FORMAT_EVENT ? KTE_BATCH_MAX_RECORDS : KTE_BATCH_MAX_EVENTS;
     kte_buf_init(&f->arena);
@@ -175,6 +189,8 @@ void kte_framer_init(struct kte_framer *f, const struct kte_config *cfg)
 void kte_framer_free(struct kte_framer *f)
 {
     kte_buf_free(&f->arena);
+    kte_buf_free(&f->scratch);
+    kte_compressor_free(&f->comp);
 }
 
 /* Adds r to the plan; returns false (nothing changed) when the call is full. */
@@ -238,10 +254,19 @@ static int emit(struct kte_framer *f, struct kte_rec *const *recs, size_t first,
                 return -1;
         if (put_md5_of(a, off + sizeof kpl_magic))
             return -1;
+    } else if (f->fmt == KTE_FORMAT_EVENT) {
+        if (kte_compress(&f->comp, a, recs[first]->data, recs[first]->data_len))
+            return -1;
     } else {
+        /* Joined, then compressed (when compressing) as one piece. */
+        struct kte_buf *j = f->comp.kind == KTE_COMPRESSION_NONE ? a : &f->scratch;
+        if (j != a)
+            kte_buf_reset(j);
         for (size_t i = first; i < first + count; i++)
-            if (kte_buf_append(a, recs[i]->data, recs[i]->data_len) || kte_buf_append(a, "\n", 1))
+            if (kte_buf_append(j, recs[i]->data, recs[i]->data_len) || kte_buf_append(j, "\n", 1))
                 return -1;
+        if (j != a && kte_compress(&f->comp, a, j->data, j->len))
+            return -1;
     }
     size_t pk_off = a->len;
     if (kte_buf_append(a, pk, pk_len))
@@ -255,11 +280,24 @@ static int emit(struct kte_framer *f, struct kte_rec *const *recs, size_t first,
     return 0;
 }
 
+/* Compressed ndjson: groups as large as should compress to about 90% of the
+ * target, judged by this call's ratio (envelopes of one function compress
+ * alike from call to call). Only calls of some size teach anything. */
+static void adapt_group_size(struct kte_framer *f, size_t raw, size_t packed)
+{
+    if (f->fmt != KTE_FORMAT_NDJSON || f->comp.kind == KTE_COMPRESSION_NONE || raw < 4096 ||
+        !packed)
+        return;
+    double want = (double)f->target_bytes * 0.9 * (double)raw / (double)packed;
+    size_t g = want > (double)f->raw_cap ? f->raw_cap : (size_t)want;
+    f->group_bytes = g < f->target_bytes ? f->target_bytes : g;
+}
+
 int kte_framer_build(struct kte_framer *f, struct kte_rec *const *recs, size_t n, uint64_t *rng)
 {
     f->nwires = 0;
     kte_buf_reset(&f->arena);
-    if (f->fmt == KTE_FORMAT_EVENT) {
+    if (f->fmt == KTE_FORMAT_EVENT && f->comp.kind == KTE_COMPRESSION_NONE) {
         /* No copy: each record is an envelope as queued. */
         for (size_t i = 0; i < n && i < KTE_BATCH_MAX_RECORDS; i++)
             f->wires[f->nwires++] = (struct kte_wire){
@@ -279,9 +317,14 @@ int kte_framer_build(struct kte_framer *f, struct kte_rec *const *recs, size_t n
     }
     if (n && emit(f, recs, first, n - first, rng))
         return -1;
+    size_t raw = 0, packed = 0;
     for (size_t w = 0; w < f->nwires; w++) {
         f->wires[w].data = f->arena.data + (uintptr_t)f->wires[w].data;
         f->wires[w].pk = f->arena.data + (uintptr_t)f->wires[w].pk;
+        packed += f->wires[w].len;
     }
+    for (size_t i = 0; i < n; i++)
+        raw += recs[i]->data_len + 1;
+    adapt_group_size(f, raw, packed);
     return 0;
 }

@@ -14,6 +14,7 @@
 
 #include "kte_batch.h"
 #include "kte_buf.h"
+#include "kte_compress.h"
 #include "kte_config.h"
 #include "kte_record.h"
 
@@ -45,15 +46,24 @@ struct kte_agg_item {
  * keys) to out. Returns 0, or -1 out of memory. */
 int kte_agg_kpl_encode(struct kte_buf *out, const struct kte_agg_item *items, size_t n);
 
-/* Bytes a format adds around one envelope of data_len bytes in a record of
- * its own with a key of pk_len bytes: what the envelope must leave free under
- * KTE_MAX_RECORD_BYTES so that a lone event still fits. */
-size_t kte_agg_overhead(enum kte_record_format fmt, size_t pk_len);
+/* Bytes the record format (and compression, at worst) adds around one
+ * envelope in a record of its own with a key of pk_len bytes: what the
+ * envelope must leave free under KTE_MAX_RECORD_BYTES so that a lone event
+ * still fits. */
+size_t kte_agg_overhead(const struct kte_config *cfg, size_t pk_len);
 
 struct kte_framer {
     enum kte_record_format fmt;
-    bool random_pk;       /* one random key per record instead of the events' keys */
-    size_t target_bytes;  /* KTE_AGG_TARGET_BYTES, at most max_record_bytes */
+    bool random_pk;      /* one random key per record instead of the events' keys */
+    size_t target_bytes; /* KTE_AGG_TARGET_BYTES, at most max_record_bytes */
+    /* Compressed ndjson: records are grouped by their uncompressed size,
+     * group_bytes, which follows the compression ratio seen so far so that
+     * compressed records come out near target_bytes (at most raw_cap, whose
+     * worst-case compressed size still fits in a record). */
+    struct kte_compressor comp;
+    size_t group_bytes;
+    size_t raw_cap;
+    struct kte_buf scratch;
     size_t max_request;   /* data + keys per call (KTE_MAX_REQUEST_BYTES) */
     size_t max_events;    /* KTE_BATCH_MAX_EVENTS, or 500 for `event` */
     struct kte_buf arena; /* the grouped records' bytes */

@@ -238,6 +238,16 @@ static int load_record_format(struct ctx *c, struct kte_config *cfg)
     if (get_choice(c, "KTE_RECORD_FORMAT", names, KTE_FORMAT_EVENT, &i))
         return -1;
     cfg->record_format = (enum kte_record_format)i;
+    static const char *const comp[] = {"none", "gzip", "zstd", NULL};
+    if (get_choice(c, "KTE_COMPRESSION", comp, KTE_COMPRESSION_NONE, &i))
+        return -1;
+    cfg->compression = (enum kte_compression)i;
+    if (cfg->compression != KTE_COMPRESSION_NONE && cfg->record_format == KTE_FORMAT_KPL)
+        return fail(c, ERR_INVALID,
+                    "KTE_COMPRESSION=%s cannot be used with KTE_RECORD_FORMAT=kpl: KPL "
+                    "consumers (KCL, Firehose) do not decompress records; use ndjson or "
+                    "event with compression, or kpl without",
+                    comp[i]);
     return 0;
 }
 

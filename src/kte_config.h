@@ -19,6 +19,9 @@ enum kte_partition_key {
 /* KTE_RECORD_FORMAT: how events become Kinesis records (kte_agg.h). */
 enum kte_record_format { KTE_FORMAT_EVENT = 0, KTE_FORMAT_KPL, KTE_FORMAT_NDJSON };
 
+/* KTE_COMPRESSION: per record, for `event` and `ndjson` (kte_compress.h). */
+enum kte_compression { KTE_COMPRESSION_NONE = 0, KTE_COMPRESSION_GZIP, KTE_COMPRESSION_ZSTD };
+
 enum kte_flush_mode { KTE_FLUSH_END = 0, KTE_FLUSH_PERIODIC, KTE_FLUSH_CONTINUOUS };
 
 enum kte_overflow { KTE_OVERFLOW_DROP_OLDEST = 0, KTE_OVERFLOW_DROP_NEWEST };
@@ -60,6 +63,7 @@ struct kte_config {
     long flush_wait_ms;     /* 0: wait for runtimeDone until the invoke deadline */
     long flush_timeout_ms;  /* longest an end-of-invoke flush may hold up the invoke */
     enum kte_record_format record_format;
+    enum kte_compression compression;
     long max_record_bytes;  /* data + partition key: 1 MiB, or up to 10 MiB if the stream allows */
     long max_request_bytes; /* data + partition keys per PutRecords call, up to 10 MiB */
     long max_buffer_bytes;  /* memory for buffered records, in-flight ones included */

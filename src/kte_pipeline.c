@@ -247,8 +247,7 @@ static bool wait_until(struct kte_pipeline *p, int64_t deadline_ms)
  * under KTE_MAX_RECORD_BYTES, key and record format included. */
 static size_t room_for_envelope(const struct kte_pipeline *p, size_t pk_len)
 {
-    return (size_t)p->cfg->max_record_bytes - pk_len -
-           kte_agg_overhead(p->cfg->record_format, pk_len);
+    return (size_t)p->cfg->max_record_bytes - pk_len - kte_agg_overhead(p->cfg, pk_len);
 }
 
 /* The partition key for one event, per KTE_PARTITION_KEY. Intake lock held;

@@ -12,7 +12,10 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <sys/random.h>
 #include <yajl/yajl_tree.h>
+#include <zlib.h>
+#include <zstd.h>
 
 #include "kte_test_util.h"
 
@@ -210,7 +213,7 @@ static void test_plan_limits(void **state)
     uint64_t rng = 1;
     assert_int_equal(kte_framer_build(&f, big + 1, 2, &rng), 0);
     assert_int_equal(f.nwires, 2); /* the big one fills its aggregate past the target */
-    assert_true(f.wires[0].len <= 600000 + kte_agg_overhead(KTE_FORMAT_KPL, 1));
+    assert_true(f.wires[0].len <= 600000 + kte_agg_overhead(&cfg, 1));
     free_all(big, 3);
     kte_framer_free(&f);
 }
@@ -250,19 +253,164 @@ static void test_ndjson_and_event(void **state)
 static void test_overhead_bounds_a_lone_record(void **state)
 {
     (void)state;
-    assert_int_equal(kte_agg_overhead(KTE_FORMAT_EVENT, 32), 0);
-    assert_int_equal(kte_agg_overhead(KTE_FORMAT_NDJSON, 32), 1);
     struct kte_config cfg;
+    cfg_for(&cfg, KTE_FORMAT_EVENT, KTE_PK_ENVIRONMENT);
+    assert_int_equal(kte_agg_overhead(&cfg, 32), 0);
+    cfg_for(&cfg, KTE_FORMAT_NDJSON, KTE_PK_ENVIRONMENT);
+    assert_int_equal(kte_agg_overhead(&cfg, 32), 1);
     cfg_for(&cfg, KTE_FORMAT_KPL, KTE_PK_ENVIRONMENT);
     struct kte_framer f;
     kte_framer_init(&f, &cfg);
-    size_t room = 1048576 - 32 - kte_agg_overhead(KTE_FORMAT_KPL, 32);
+    size_t room = 1048576 - 32 - kte_agg_overhead(&cfg, 32);
     struct kte_rec *r = mk(1, "0123456789abcdef0123456789abcdef", room);
     uint64_t rng = 1;
     assert_int_equal(kte_framer_build(&f, &r, 1, &rng), 0);
     assert_true(f.wires[0].len + f.wires[0].pk_len <= 1048576);
     free(r);
     kte_framer_free(&f);
+}
+
+/* Decompresses with the libraries' own readers (gzip member / zstd frame). */
+static size_t inflate_all(enum kte_compression kind, const char *in, size_t len, char *out,
+                          size_t cap)
+{
+    if (kind == KTE_COMPRESSION_ZSTD) {
+        size_t n = ZSTD_decompress(out, cap, in, len);
+        assert_false(ZSTD_isError(n));
+        return n;
+    }
+    assert_memory_equal(in, "\x1f\x8b", 2);
+    z_stream zs = {0};
+    assert_int_equal(inflateInit2(&zs, 16 + 15), Z_OK);
+    zs.next_in = (Bytef *)(uintptr_t)in;
+    zs.avail_in = (uInt)len;
+    zs.next_out = (Bytef *)out;
+    zs.avail_out = (uInt)cap;
+    assert_int_equal(inflate(&zs, Z_FINISH), Z_STREAM_END);
+    assert_int_equal(zs.avail_in, 0);
+    size_t n = cap - zs.avail_out;
+    inflateEnd(&zs);
+    return n;
+}
+
+/* An envelope-like record: compressible JSON text. */
+static struct kte_rec *mk_json(uint64_t seq, const char *pk)
+{
+    char text[400];
+    int n = snprintf(text, sizeof text,
+                     "{\"kte\":1,\"environment\":\"0123456789abcdef0123456789abcdef\",\"seq\":%llu,"
+                     "\"event\":{\"time\":\"2026-11-29T21:00:00.000Z\",\"type\":\"function\","
+                     "\"record\":\"line %llu of the function's output, padded to a hundred "
+                     "bytes\"}}",
+                     (unsigned long long)seq, (unsigned long long)seq * 7919);
+    struct kte_rec *r = mk(seq, pk, (size_t)n);
+    memcpy(r->data, text, (size_t)n);
+    return r;
+}
+
+static void test_compressed_event_records(void **state)
+{
+    (void)state;
+    for (int kind = KTE_COMPRESSION_GZIP; kind <= KTE_COMPRESSION_ZSTD; kind++) {
+        struct kte_config cfg;
+        cfg_for(&cfg, KTE_FORMAT_EVENT, KTE_PK_ENVIRONMENT);
+        cfg.compression = (enum kte_compression)kind;
+        struct kte_framer f;
+        kte_framer_init(&f, &cfg);
+        struct kte_rec *v[3] = {mk_json(1, "k"), mk_json(2, "k"), mk_json(3, "k")};
+        uint64_t rng = 1;
+        for (int round = 0; round < 2; round++) { /* the compressor is reused */
+            assert_int_equal(kte_framer_build(&f, v, 3, &rng), 0);
+            assert_int_equal(f.nwires, 3);
+            for (size_t i = 0; i < 3; i++) {
+                char out[1024];
+                size_t n =
+                    inflate_all(cfg.compression, f.wires[i].data, f.wires[i].len, out, sizeof out);
+                assert_int_equal(n, v[i]->data_len);
+                assert_memory_equal(out, v[i]->data, n);
+                assert_true(f.wires[i].len < v[i]->data_len);
+            }
+        }
+        free_all(v, 3);
+        kte_framer_free(&f);
+    }
+}
+
+/* Compressed ndjson learns the ratio: after one call, records hold many
+ * times 25 KB of envelopes and still come out at most 25 KB. */
+static void test_compressed_ndjson_fills_the_unit(void **state)
+{
+    (void)state;
+    for (int kind = KTE_COMPRESSION_GZIP; kind <= KTE_COMPRESSION_ZSTD; kind++) {
+        struct kte_config cfg;
+        cfg_for(&cfg, KTE_FORMAT_NDJSON, KTE_PK_ENVIRONMENT);
+        cfg.compression = (enum kte_compression)kind;
+        struct kte_framer f;
+        kte_framer_init(&f, &cfg);
+        enum { N = 8000 };
+        static struct kte_rec *v[N];
+        for (size_t i = 0; i < N; i++)
+            v[i] = mk_json(i + 1, "k");
+        link_all(v, N);
+        uint64_t rng = 1;
+        size_t records = 0;
+        static char out[2 * 1048576];
+        for (int pass = 0; pass < 2; pass++) { /* the second pass knows the ratio */
+            size_t done = 0;
+            records = 0;
+            for (int call = 0; done < N; call++) {
+                size_t n = kte_framer_plan(&f, v[done]);
+                assert_int_equal(kte_framer_build(&f, v + done, n, &rng), 0);
+                for (size_t w = 0; w < f.nwires; w++) {
+                    size_t len = inflate_all(cfg.compression, f.wires[w].data, f.wires[w].len, out,
+                                             sizeof out);
+                    /* Exactly the envelopes, each followed by a newline. */
+                    size_t o = 0;
+                    for (size_t i = 0; i < f.wires[w].count; i++) {
+                        const struct kte_rec *r = v[done + f.wires[w].first + i];
+                        assert_memory_equal(out + o, r->data, r->data_len);
+                        assert_int_equal(out[o + r->data_len], '\n');
+                        o += r->data_len + 1;
+                    }
+                    assert_int_equal(o, len);
+                    assert_true(f.wires[w].len + 1 <= KTE_AGG_TARGET_BYTES * 21 / 20);
+                }
+                if (pass == 0 && call == 0) /* no ratio yet: 25 KB of ~200-byte envelopes */
+                    assert_true(f.wires[0].count > 100 && f.wires[0].count < 130);
+                records += f.nwires;
+                done += n;
+            }
+        }
+        print_message("%s: %zu records for %d events, group %zu bytes\n",
+                      kind == KTE_COMPRESSION_GZIP ? "gzip" : "zstd", records, N, f.group_bytes);
+        assert_true(f.group_bytes > 4 * KTE_AGG_TARGET_BYTES);
+        assert_true(records * 1000 < N); /* > 1000 events per 25 KB record */
+        free_all(v, N);
+        kte_framer_free(&f);
+    }
+}
+
+/* An incompressible envelope as large as the record allows still fits. */
+static void test_incompressible_lone_record_fits(void **state)
+{
+    (void)state;
+    struct kte_config cfg;
+    cfg_for(&cfg, KTE_FORMAT_NDJSON, KTE_PK_ENVIRONMENT);
+    for (int kind = KTE_COMPRESSION_GZIP; kind <= KTE_COMPRESSION_ZSTD; kind++) {
+        cfg.compression = (enum kte_compression)kind;
+        struct kte_framer f;
+        kte_framer_init(&f, &cfg);
+        size_t room = 1048576 - 32 - kte_agg_overhead(&cfg, 32);
+        struct kte_rec *r = mk(1, "0123456789abcdef0123456789abcdef", room);
+        for (size_t o = 0; o < room; o += 256)
+            assert_true(getrandom(r->data + o, room - o < 256 ? room - o : 256, 0) > 0);
+        uint64_t rng = 1;
+        assert_int_equal(kte_framer_build(&f, &r, 1, &rng), 0);
+        assert_true(f.wires[0].len > room);
+        assert_true(f.wires[0].len + f.wires[0].pk_len <= 1048576);
+        free(r);
+        kte_framer_free(&f);
+    }
 }
 
 int main(void)
@@ -274,6 +422,9 @@ int main(void)
         cmocka_unit_test(test_plan_limits),
         cmocka_unit_test(test_ndjson_and_event),
         cmocka_unit_test(test_overhead_bounds_a_lone_record),
+        cmocka_unit_test(test_compressed_event_records),
+        cmocka_unit_test(test_compressed_ndjson_fills_the_unit),
+        cmocka_unit_test(test_incompressible_lone_record_fits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -592,6 +592,25 @@ static void test_record_format(void **state)
     }
     expect_fail(t, "KTE_RECORD_FORMAT", "KPL", ERR_INVALID, "KTE_RECORD_FORMAT", "'KPL'",
                 "event, kpl, ndjson");
+
+    base_env(&t->env);
+    load_ok(t);
+    assert_int_equal(t->cfg.compression, KTE_COMPRESSION_NONE);
+    static const char *const comp[] = {"none", "gzip", "zstd"};
+    for (int f = 0; f < 3; f++) {
+        kt_env_set(&t->env, "KTE_RECORD_FORMAT", f == 1 ? "ndjson" : "event");
+        kt_env_set(&t->env, "KTE_COMPRESSION", comp[f]);
+        load_ok(t);
+        assert_int_equal(t->cfg.compression, (enum kte_compression)f);
+    }
+    /* KPL consumers do not decompress: refused, with the way out. */
+    kt_env_set(&t->env, "KTE_RECORD_FORMAT", "kpl");
+    kt_env_set(&t->env, "KTE_COMPRESSION", "gzip");
+    assert_int_equal(load(t), -1);
+    kt_assert_contains(t->msg, "KTE_COMPRESSION=gzip");
+    kt_assert_contains(t->msg, "ndjson");
+    expect_fail(t, "KTE_COMPRESSION", "lz4", ERR_INVALID, "KTE_COMPRESSION", "none, gzip, zstd",
+                NULL);
 }
 
 static void test_partition_key(void **state)
