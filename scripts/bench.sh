@@ -5,6 +5,8 @@
 #
 #   bash scripts/bench.sh            the benchmarks (about 10 minutes on 2 cores);
 #                                    build/bench/results.{json,md}, chart.svg, copied to docs/bench/
+#   bash scripts/bench.sh cost       records, PUT units, bytes and CPU per event for each record format
+#                                    and compression (build/bench/cost.{json,md}, docs/bench/cost.md)
 #   bash scripts/bench.sh profile    callgrind profile of a 100k-event run (build/bench/profile/)
 #   bash scripts/bench.sh micro      base64 and SHA-256 micro-benchmarks behind docs/bench/profile.md
 #   bash scripts/bench.sh chart [F]  redraw the chart from a results.json
@@ -45,7 +47,13 @@ fi
 case "${1:-run}" in
 run)
     need_gnuplot
-    exec "$PYTHON" tests/bench/bench_run.py
+    rc=0
+    "$PYTHON" tests/bench/bench_run.py || rc=$?
+    "$PYTHON" tests/bench/bench_cost.py || rc=1
+    exit $rc
+    ;;
+cost)
+    exec "$PYTHON" tests/bench/bench_cost.py
     ;;
 profile)
     need_pkg valgrind || exit 1
