@@ -5,6 +5,10 @@
 #
 #   bash scripts/bench.sh            the benchmarks (about 10 minutes on 2 cores);
 #                                    build/bench/results.{json,md}, chart.svg, copied to docs/bench/
+#   bash scripts/bench.sh cost       records, PUT units, bytes and CPU per event for each record format
+#                                    and compression (build/bench/cost.{json,md}, docs/bench/cost.md)
+#   bash scripts/bench.sh fleet      20 environments against a 2-shard stream's per-shard limits
+#                                    (build/bench/fleet.{json,md}, docs/bench/fleet.md)
 #   bash scripts/bench.sh profile    callgrind profile of a 100k-event run (build/bench/profile/)
 #   bash scripts/bench.sh micro      base64 and SHA-256 micro-benchmarks behind docs/bench/profile.md
 #   bash scripts/bench.sh chart [F]  redraw the chart from a results.json
@@ -49,11 +53,19 @@ run)
     rc=0
     "$PYTHON" tests/bench/bench_run.py || rc=$?
     "$PYTHON" tests/bench/bench_flush.py || rc=$?
+    "$PYTHON" tests/bench/bench_cost.py || rc=1
+    "$PYTHON" tests/bench/bench_fleet.py || rc=1
     exit $rc
     ;;
 flush)
     need_gnuplot
     exec "$PYTHON" tests/bench/bench_flush.py
+    ;;
+cost)
+    exec "$PYTHON" tests/bench/bench_cost.py
+    ;;
+fleet)
+    exec "$PYTHON" tests/bench/bench_fleet.py
     ;;
 profile)
     need_pkg valgrind || exit 1

@@ -19,6 +19,7 @@ say() { [ "$quiet" = 1 ] || echo "install-deps: $*"; }
 packages=(
   build-essential cmake pkg-config clang-format libtsan2
   libcurl4-openssl-dev libmicrohttpd-dev libyajl-dev libssl-dev libcmocka-dev
+  zlib1g-dev libzstd-dev zstd python3-zstandard
   python3 python3-pytest python3-botocore awscli
   util-linux ca-certificates
   clang-14 libclang-rt-14-dev  # libFuzzer, ASan, UBSan: make fuzz, make test-fuzz
@@ -59,4 +60,16 @@ else
   echo "install-deps: npm ci in $kl"
   (cd "$kl" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
   echo "$want" > "$stamp"
+fi
+
+# aws-kinesis-agg (AWS's KPL deaggregator, for the kpl format's tests), pinned by its lockfile.
+dg=tests/deagg
+dstamp=$dg/node_modules/.kte-lock.sha256
+dwant=$(sha256sum "$dg/package-lock.json" | cut -d' ' -f1)
+if [ -f "$dg/node_modules/aws-kinesis-agg/index.js" ] && [ -f "$dstamp" ] && [ "$(cat "$dstamp")" = "$dwant" ]; then
+  say "aws-kinesis-agg: up to date"
+else
+  echo "install-deps: npm ci in $dg"
+  (cd "$dg" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+  echo "$dwant" > "$dstamp"
 fi

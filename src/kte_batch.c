@@ -23,6 +23,37 @@ size_t kte_batch_plan(const struct kte_rec *head, size_t *bytes_out)
     return n;
 }
 
+/* One {"Data":"<base64>","PartitionKey":"..."} entry. */
+static int put_entry(struct kte_buf *out, bool first, const char *data, size_t len, const char *pk,
+                     size_t pk_len)
+{
+    size_t b64 = 4 * ((len + 2) / 3);
+    if (kte_buf_puts(out, first ? "{\"Data\":\"" : ",{\"Data\":\"") ||
+        kte_buf_reserve(out, b64 + 1))
+        return -1;
+    /* OpenSSL's table encoder (libcrypto, linked anyway for TLS): writes
+     * exactly b64 characters and a NUL, which the reservation covers. */
+    if (len > (size_t)INT_MAX / 2 ||
+        EVP_EncodeBlock((unsigned char *)out->data + out->len, (const unsigned char *)data,
+                        (int)len) != (int)b64)
+        return -1;
+    out->len += b64;
+    return kte_buf_puts(out, "\",\"PartitionKey\":") || kte_buf_json_string(out, pk, pk_len) ||
+                   kte_buf_puts(out, "}")
+               ? -1
+               : 0;
+}
+
+static int put_stream(struct kte_buf *out, const char *stream_name, const char *stream_arn)
+{
+    bool arn = stream_arn && *stream_arn;
+    const char *v = arn ? stream_arn : stream_name;
+    return kte_buf_puts(out, arn ? "],\"StreamARN\":" : "],\"StreamName\":") ||
+                   kte_buf_json_string(out, v, strlen(v)) || kte_buf_puts(out, "}")
+               ? -1
+               : 0;
+}
+
 int kte_batch_body(struct kte_buf *out, const char *stream_name, const char *stream_arn,
                    struct kte_rec *const *recs, size_t n)
 {
@@ -31,36 +62,24 @@ int kte_batch_body(struct kte_buf *out, const char *stream_name, const char *str
         est += 4 * ((size_t)recs[i]->data_len / 3 + 1) + recs[i]->pk_len * 6 + 40;
     if (kte_buf_reserve(out, est) || kte_buf_puts(out, "{\"Records\":["))
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        const struct kte_rec *r = recs[i];
-        size_t b64 = 4 * (((size_t)r->data_len + 2) / 3);
-        if (kte_buf_puts(out, i ? ",{\"Data\":\"" : "{\"Data\":\"") ||
-            kte_buf_reserve(out, b64 + 1))
+    for (size_t i = 0; i < n; i++)
+        if (put_entry(out, i == 0, recs[i]->data, recs[i]->data_len, recs[i]->pk, recs[i]->pk_len))
             return -1;
-        /* OpenSSL's table encoder (libcrypto, linked anyway for TLS): writes
-         * exactly b64 characters and a NUL, which the reservation covers. */
-        if (r->data_len > (size_t)INT_MAX / 2 ||
-            EVP_EncodeBlock((unsigned char *)out->data + out->len, (const unsigned char *)r->data,
-                            (int)r->data_len) != (int)b64)
-            return -1;
-        out->len += b64;
-        if (kte_buf_puts(out, "\",\"PartitionKey\":") ||
-            kte_buf_json_string(out, r->pk, r->pk_len) || kte_buf_puts(out, "}"))
-            return -1;
-    }
-    if (kte_buf_puts(out, "],"))
+    return put_stream(out, stream_name, stream_arn);
+}
+
+int kte_batch_body_wire(struct kte_buf *out, const char *stream_name, const char *stream_arn,
+                        const struct kte_wire *w, size_t n)
+{
+    size_t est = 64;
+    for (size_t i = 0; i < n; i++)
+        est += 4 * (w[i].len / 3 + 1) + w[i].pk_len * 6 + 40;
+    if (kte_buf_reserve(out, est) || kte_buf_puts(out, "{\"Records\":["))
         return -1;
-    if (stream_arn && *stream_arn)
-        return kte_buf_puts(out, "\"StreamARN\":") ||
-                       kte_buf_json_string(out, stream_arn, strlen(stream_arn)) ||
-                       kte_buf_puts(out, "}")
-                   ? -1
-                   : 0;
-    return kte_buf_puts(out, "\"StreamName\":") ||
-                   kte_buf_json_string(out, stream_name, strlen(stream_name)) ||
-                   kte_buf_puts(out, "}")
-               ? -1
-               : 0;
+    for (size_t i = 0; i < n; i++)
+        if (put_entry(out, i == 0, w[i].data, w[i].len, w[i].pk, w[i].pk_len))
+            return -1;
+    return put_stream(out, stream_name, stream_arn);
 }
 
 enum kte_rec_outcome kte_batch_classify(const char *code)

@@ -22,6 +22,20 @@ size_t kte_batch_plan(const struct kte_rec *head, size_t *bytes_out);
 int kte_batch_body(struct kte_buf *out, const char *stream_name, const char *stream_arn,
                    struct kte_rec *const *recs, size_t n);
 
+/* One Kinesis record of a call: its data and key, and the events it holds
+ * (the sender's batch[first .. first + count)). See kte_agg.h. */
+struct kte_wire {
+    const char *data;
+    size_t len;
+    const char *pk;
+    size_t pk_len;
+    size_t first, count;
+};
+
+/* The same body for records already framed (kte_agg). */
+int kte_batch_body_wire(struct kte_buf *out, const char *stream_name, const char *stream_arn,
+                        const struct kte_wire *w, size_t n);
+
 enum kte_rec_outcome { KTE_REC_OK = 0, KTE_REC_RETRY, KTE_REC_PERMANENT };
 
 struct kte_rec_result {

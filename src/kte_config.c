@@ -251,6 +251,26 @@ static int load_partition_key(struct ctx *c, struct kte_config *cfg)
     return 0;
 }
 
+static int load_record_format(struct ctx *c, struct kte_config *cfg)
+{
+    static const char *const names[] = {"event", "kpl", "ndjson", NULL};
+    int i;
+    if (get_choice(c, "KTE_RECORD_FORMAT", names, KTE_FORMAT_EVENT, &i))
+        return -1;
+    cfg->record_format = (enum kte_record_format)i;
+    static const char *const comp[] = {"none", "gzip", "zstd", NULL};
+    if (get_choice(c, "KTE_COMPRESSION", comp, KTE_COMPRESSION_NONE, &i))
+        return -1;
+    cfg->compression = (enum kte_compression)i;
+    if (cfg->compression != KTE_COMPRESSION_NONE && cfg->record_format == KTE_FORMAT_KPL)
+        return fail(c, ERR_INVALID,
+                    "KTE_COMPRESSION=%s cannot be used with KTE_RECORD_FORMAT=kpl: KPL "
+                    "consumers (KCL, Firehose) do not decompress records; use ndjson or "
+                    "event with compression, or kpl without",
+                    comp[i]);
+    return 0;
+}
+
 const char *const kte_ca_bundle_paths[] = {
     "/etc/pki/tls/certs/ca-bundle.crt",
     "/etc/ssl/certs/ca-certificates.crt",
@@ -628,16 +648,31 @@ int kte_config_load(struct kte_config *cfg, kte_getenv_fn getenv_fn, void *env, 
                     "KTE_BUFFER_MAX_BYTES=%ld (up to about twice that); use at least %ld",
                     cfg->max_body_bytes, cfg->buffer_max_bytes, 2 * cfg->buffer_max_bytes);
 
-    if (load_partition_key(&c, cfg) || load_flush(&c, cfg) || load_buffer(&c, cfg))
+    if (load_partition_key(&c, cfg) || load_record_format(&c, cfg) || load_flush(&c, cfg) ||
+        load_buffer(&c, cfg))
         return -1;
     if (get_long(&c, "KTE_FLUSH_WAIT_MS", 0, 0, 900000, " (0 waits until the invoke's deadline)",
                  &cfg->flush_wait_ms) ||
         get_long(&c, "KTE_FLUSH_TIMEOUT_MS", 2000, 50, 900000, "", &cfg->flush_timeout_ms) ||
-        get_long(&c, "KTE_MAX_RECORD_BYTES", 1048576, 1024, 1048576,
-                 " (Kinesis allows at most 1 MiB per record, partition key included)",
+        get_long(&c, "KTE_MAX_RECORD_BYTES", 1048576, 1024, 10 * 1048576L,
+                 " (Kinesis allows 1 MiB per record, partition key included, or up to 10 MiB "
+                 "on a stream raised with UpdateMaxRecordSize)",
                  &cfg->max_record_bytes) ||
+        /* 5 MiB by default, the limit every Kinesis endpoint (and emulator)
+         * knows; a larger record size raises it to one record. */
+        get_long(&c, "KTE_MAX_REQUEST_BYTES",
+                 cfg->max_record_bytes > 5 * 1048576L ? cfg->max_record_bytes : 5 * 1048576L,
+                 1048576, 10 * 1048576L,
+                 " (Kinesis allows at most 10 MiB per PutRecords call, partition keys included)",
+                 &cfg->max_request_bytes) ||
         get_long(&c, "KTE_CONNECT_TIMEOUT_MS", 1000, 10, 60000, "", &cfg->connect_timeout_ms) ||
         get_long(&c, "KTE_REQUEST_TIMEOUT_MS", 5000, 100, 300000, "", &cfg->request_timeout_ms))
         return -1;
+    if (cfg->max_record_bytes > cfg->max_request_bytes)
+        return fail(&c, ERR_INVALID,
+                    "KTE_MAX_RECORD_BYTES=%ld is larger than KTE_MAX_REQUEST_BYTES=%ld: a record "
+                    "must fit in one PutRecords call; raise KTE_MAX_REQUEST_BYTES or lower "
+                    "KTE_MAX_RECORD_BYTES",
+                    cfg->max_record_bytes, cfg->max_request_bytes);
     return 0;
 }

@@ -35,6 +35,12 @@ enum kte_creds_source {
     KTE_CREDS_CONTAINER, /* AWS_CONTAINER_CREDENTIALS_FULL_URI (or _RELATIVE_URI) */
 };
 
+/* KTE_RECORD_FORMAT: how events become Kinesis records (kte_agg.h). */
+enum kte_record_format { KTE_FORMAT_EVENT = 0, KTE_FORMAT_KPL, KTE_FORMAT_NDJSON };
+
+/* KTE_COMPRESSION: per record, for `event` and `ndjson` (kte_compress.h). */
+enum kte_compression { KTE_COMPRESSION_NONE = 0, KTE_COMPRESSION_GZIP, KTE_COMPRESSION_ZSTD };
+
 enum kte_overflow { KTE_OVERFLOW_DROP_OLDEST = 0, KTE_OVERFLOW_DROP_NEWEST };
 
 #define KTE_CFG_STR 512
@@ -79,7 +85,10 @@ struct kte_config {
     long max_latency_ms;    /* adaptive: KTE_MAX_LATENCY_MS, see docs/flush.md */
     long flush_wait_ms;     /* 0: wait for runtimeDone until the invoke deadline */
     long flush_timeout_ms;  /* longest an end-of-invoke flush may hold up the invoke */
-    long max_record_bytes;  /* data + partition key, Kinesis limit 1 MiB */
+    enum kte_record_format record_format;
+    enum kte_compression compression;
+    long max_record_bytes;  /* data + partition key: 1 MiB, or up to 10 MiB if the stream allows */
+    long max_request_bytes; /* data + partition keys per PutRecords call, up to 10 MiB */
     long max_buffer_bytes;  /* memory for buffered records, in-flight ones included */
     enum kte_overflow overflow;
     long connect_timeout_ms;

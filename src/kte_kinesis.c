@@ -102,14 +102,14 @@ static int ready_creds(struct kte_kinesis *k, char *error_code, size_t error_cod
     return 0;
 }
 
-static enum kte_put_status put_once(struct kte_kinesis *k, struct kte_rec *const *recs, size_t n,
+static enum kte_put_status put_once(struct kte_kinesis *k, const struct kte_wire *recs, size_t n,
                                     long timeout_ms, struct kte_rec_result *results,
                                     char *error_code, size_t error_code_len)
 {
     struct kte_buf body;
     kte_buf_init(&body);
     error_code[0] = '\0';
-    if (kte_batch_body(&body, k->cfg->stream_name, k->cfg->stream_arn, recs, n) != 0) {
+    if (kte_batch_body_wire(&body, k->cfg->stream_name, k->cfg->stream_arn, recs, n) != 0) {
         snprintf(error_code, error_code_len, "OutOfMemory");
         kte_buf_free(&body);
         return KTE_PUT_RETRY;
@@ -148,7 +148,7 @@ static enum kte_put_status put_once(struct kte_kinesis *k, struct kte_rec *const
     return kte_batch_classify(error_code) == KTE_REC_RETRY ? KTE_PUT_RETRY : KTE_PUT_PERMANENT;
 }
 
-enum kte_put_status kte_kinesis_put(struct kte_kinesis *k, struct kte_rec *const *recs, size_t n,
+enum kte_put_status kte_kinesis_put(struct kte_kinesis *k, const struct kte_wire *recs, size_t n,
                                     long timeout_ms, struct kte_rec_result *results,
                                     char *error_code, size_t error_code_len)
 {

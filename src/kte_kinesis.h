@@ -38,13 +38,12 @@ void kte_kinesis_free(struct kte_kinesis *k);
  * next request. */
 void kte_kinesis_restored(struct kte_kinesis *k);
 
-/* Sends recs[0..n) as one PutRecords call that may take at most timeout_ms,
- * signed with credentials valid now (refreshed first when due). A call
- * refused for expired credentials is sent once more with a fresh set; if
- * that fails too it is KTE_PUT_RETRY, never a drop.
- * On KTE_PUT_OK results[i] tells each record's fate. Otherwise error_code
- * names the failure (a Kinesis error code, "HTTP 503", or curl's text). */
-enum kte_put_status kte_kinesis_put(struct kte_kinesis *k, struct kte_rec *const *recs, size_t n,
+/* Sends the records recs[0..n) (framed by kte_agg) as one PutRecords call that may take at most
+ * timeout_ms, signed with credentials valid now (refreshed first when due). A call refused for
+ * expired credentials is sent once more with a fresh set; if that fails too it is KTE_PUT_RETRY,
+ * never a drop. On KTE_PUT_OK results[i] tells each record's fate. Otherwise error_code names the
+ * failure (a Kinesis error code, "HTTP 503", or curl's text). */
+enum kte_put_status kte_kinesis_put(struct kte_kinesis *k, const struct kte_wire *recs, size_t n,
                                     long timeout_ms, struct kte_rec_result *results,
                                     char *error_code, size_t error_code_len);
 

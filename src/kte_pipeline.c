@@ -1,5 +1,6 @@
 #include "kte_pipeline.h"
 
+#include "kte_agg.h"
 #include "kte_event.h"
 #include "kte_flush.h"
 #include "kte_kinesis.h"
@@ -44,12 +45,14 @@ struct kte_pipeline {
     struct kte_restore restore;
 
     /* 3. The sender thread alone (no lock): its client, its batch, its
-     *    randomness, preallocated so that the thread never allocates. */
+     *    randomness, preallocated so that the thread never allocates (the
+     *    framer's arena grows to the largest call and stays). */
     struct kte_kinesis kinesis;
-    uint64_t send_rng;        /* backoff jitter */
+    uint64_t send_rng;        /* backoff jitter, random keys of grouped records */
     unsigned sender_restores; /* restores the sender has acted on (connections, credentials) */
-    struct kte_rec *batch[KTE_BATCH_MAX_RECORDS];
-    struct kte_rec_result results[KTE_BATCH_MAX_RECORDS];
+    struct kte_rec **batch;   /* the events of the call, framer.max_events */
+    struct kte_framer framer; /* their Kinesis records */
+    struct kte_rec_result results[KTE_BATCH_MAX_RECORDS]; /* per Kinesis record */
     char last_error[128]; /* to log each kind of failure once, not per batch */
 
     /* 4. Guarded by mu; `changed` is broadcast on every change. */
@@ -135,7 +138,11 @@ struct kte_pipeline *kte_pipeline_new(const struct kte_config *cfg, char *err, s
         free(p);
         return NULL;
     }
-    if (init_sync(p) != 0) {
+    kte_framer_init(&p->framer, cfg);
+    p->batch = calloc(p->framer.max_events, sizeof *p->batch);
+    if (!p->batch || init_sync(p) != 0) {
+        free(p->batch);
+        kte_framer_free(&p->framer);
         kte_kinesis_free(&p->kinesis);
         kte_record_builder_free(&p->rb);
         snprintf(err, errlen, "cannot initialise the pipeline's condition variable");
@@ -262,6 +269,13 @@ static bool wait_until(struct kte_pipeline *p, int64_t deadline_ms)
 
 /* ---- intake (listener thread) ----------------------------------------- */
 
+/* Bytes an envelope may take so that it fits in a Kinesis record of its own
+ * under KTE_MAX_RECORD_BYTES, key and record format included. */
+static size_t room_for_envelope(const struct kte_pipeline *p, size_t pk_len)
+{
+    return (size_t)p->cfg->max_record_bytes - pk_len - kte_agg_overhead(p->cfg, pk_len);
+}
+
 /* The partition key for one event, per KTE_PARTITION_KEY. Intake lock held;
  * rid is the request current when the body arrived. */
 static const char *partition_key(struct kte_pipeline *p, const struct kte_event_view *ev,
@@ -361,7 +375,7 @@ static void buffer_events(struct kte_pipeline *p, const struct kte_event_list *e
         const char *pk = partition_key(p, ev, rid, tmp, sizeof tmp);
         enum kte_build_error why;
         struct kte_rec *r = kte_record_build_flags(&p->rb, seq, ev->raw, ev->raw_len, pk,
-                                                   (size_t)p->cfg->max_record_bytes - strlen(pk),
+                                                   room_for_envelope(p, strlen(pk)),
                                                    redelivered ? KTE_BUILD_REDELIVERED : 0, &why);
         if (r && r->truncated)
             atomic_fetch_add(&p->metrics.truncated, 1);
@@ -559,7 +573,7 @@ static void queue_drop_report(struct kte_pipeline *p)
     }
     uint64_t seq = p->next_seq++;
     struct kte_rec *r = kte_record_build(&p->rb, seq, ev.data, ev.len, p->env_id,
-                                         (size_t)p->cfg->max_record_bytes - KTE_ENV_ID_LEN, NULL);
+                                         room_for_envelope(p, KTE_ENV_ID_LEN), NULL);
     kte_buf_free(&ev);
     if (!r)
         return;
@@ -580,9 +594,12 @@ static void settle(struct kte_pipeline *p, size_t n, enum kte_put_status st, con
     kte_queue_init(&retry);
     size_t permanent = 0, delivered = 0;
     const char *perm_code = code, *retry_code = code;
+    size_t w = 0; /* the Kinesis record holding event i: its fate is the event's */
     for (size_t i = 0; i < n; i++) {
         struct kte_rec *r = p->batch[i];
-        switch (kte_send_outcome(st, p->results, i)) {
+        while (st == KTE_PUT_OK && i >= p->framer.wires[w].first + p->framer.wires[w].count)
+            w++;
+        switch (kte_send_outcome(st, p->results, w)) {
         case KTE_REC_OK:
             if (r->is_report) {
                 atomic_fetch_add(&p->metrics.drop_reports, 1);
@@ -598,13 +615,13 @@ static void settle(struct kte_pipeline *p, size_t n, enum kte_put_status st, con
             break;
         case KTE_REC_PERMANENT:
             if (st == KTE_PUT_OK)
-                perm_code = p->results[i].error_code;
+                perm_code = p->results[w].error_code;
             permanent++;
             discard(p, r, KTE_DROP_PERMANENT);
             break;
         case KTE_REC_RETRY:
             if (st == KTE_PUT_OK && retry_code == code)
-                retry_code = p->results[i].error_code;
+                retry_code = p->results[w].error_code;
             r->attempts++;
             atomic_fetch_add(&p->metrics.retried, 1);
             kte_queue_push(&retry, r);
@@ -666,7 +683,9 @@ static bool should_send(struct kte_pipeline *p, int64_t now, int64_t *wake)
 /* Moves the next batch from the queue to the sender. */
 static size_t take_batch(struct kte_pipeline *p)
 {
-    size_t n = kte_queue_take_batch(&p->queue, p->batch);
+    size_t n = kte_framer_plan(&p->framer, p->queue.head);
+    for (size_t i = 0; i < n; i++)
+        p->batch[i] = kte_queue_pop(&p->queue);
     p->inflight = n;
     p->inflight_reports = 0;
     p->inflight_min_seq = UINT64_MAX;
@@ -707,8 +726,12 @@ static void *sender_main(void *arg)
         pthread_mutex_unlock(&p->mu);
 
         char code[KTE_ERRCODE_MAX + 200];
-        enum kte_put_status st =
-            kte_kinesis_put(&p->kinesis, p->batch, n, timeout, p->results, code, sizeof code);
+        enum kte_put_status st = KTE_PUT_RETRY;
+        if (kte_framer_build(&p->framer, p->batch, n, &p->send_rng) != 0)
+            snprintf(code, sizeof code, "OutOfMemory");
+        else
+            st = kte_kinesis_put(&p->kinesis, p->framer.wires, p->framer.nwires, timeout,
+                                 p->results, code, sizeof code);
 
         pthread_mutex_lock(&p->mu);
         if (p->abandoned) {
@@ -778,6 +801,8 @@ void kte_pipeline_free(struct kte_pipeline *p)
         pthread_cond_wait(&p->changed, &p->mu);
     pthread_mutex_unlock(&p->mu);
     kte_kinesis_free(&p->kinesis);
+    kte_framer_free(&p->framer);
+    free(p->batch);
     kte_record_builder_free(&p->rb);
     pthread_cond_destroy(&p->changed);
     pthread_mutex_destroy(&p->mu);

@@ -13,6 +13,11 @@ line). kte.dropped records (events the extension had to drop) are printed
 like any event and summed up on stderr, with every gap in the seq numbers
 that no kte.dropped record accounts for.
 
+Reads every KTE_RECORD_FORMAT: `event` (one envelope per record), `kpl`
+(KPL aggregated records, decoded here by hand: magic, protobuf, MD5 checked)
+and `ndjson` (envelopes, one per line), gzip- or zstd-compressed records
+where the Python has the module (gzip always; zstd: python3-zstandard).
+
 Needs only botocore (Debian: python3-botocore). Credentials come from the
 usual chain; with --endpoint-url and no credentials, dummy ones are used
 (kinesis-local does not check them).
@@ -22,6 +27,8 @@ usual chain; with --endpoint-url and no credentials, dummy ones are used
 """
 
 import argparse
+import gzip
+import hashlib
 import json
 import sys
 
@@ -58,12 +65,74 @@ def read_shard(kinesis, stream, shard):
             return
 
 
+KPL_MAGIC = b"\xf3\x89\x9a\xc2"
+
+
+def _varint(buf, i):
+    shift = value = 0
+    while True:
+        b = buf[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, i
+        shift += 7
+
+
+def _fields(buf):
+    """(field number, wire type, value) of a protobuf message; values of
+    length-delimited fields are bytes, varints ints."""
+    i = 0
+    while i < len(buf):
+        key, i = _varint(buf, i)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            value, i = _varint(buf, i)
+        elif wire == 2:
+            n, i = _varint(buf, i)
+            value, i = buf[i:i + n], i + n
+        else:
+            raise ValueError(f"unexpected protobuf wire type {wire}")
+        yield field, wire, value
+
+
+def kpl_user_records(data):
+    """The user records' data of a KPL aggregated record (AggregatedRecord:
+    1 partition_key_table, 2 explicit_hash_key_table, 3 records; Record:
+    3 data), or None when data is not one."""
+    if len(data) < 20 or not data.startswith(KPL_MAGIC):
+        return None
+    message, digest = data[4:-16], data[-16:]
+    if hashlib.md5(message).digest() != digest:
+        raise ValueError("KPL aggregate with a wrong MD5 checksum")
+    return [next(v for f, _, v in _fields(rec) if f == 3)
+            for field, _, rec in _fields(message) if field == 3]
+
+
+def decompress(data):
+    if data[:2] == b"\x1f\x8b":
+        return gzip.decompress(data)
+    if data[:4] == b"\x28\xb5\x2f\xfd":
+        import zstandard  # python3-zstandard
+        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    return data
+
+
+def envelopes(data):
+    """The envelopes (bytes) in one record's data, whatever the format."""
+    users = kpl_user_records(data)
+    if users is not None:
+        return users
+    data = decompress(data)
+    return [line for line in data.split(b"\n") if line]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--stream", required=True, help="stream name")
     ap.add_argument("--region", default="us-east-1")
     ap.add_argument("--endpoint-url", help="endpoint override, e.g. http://127.0.0.1:4567")
-    ap.add_argument("--json", action="store_true", help="print each record's data as stored (JSON lines)")
+    ap.add_argument("--json", action="store_true", help="print each event's envelope as stored (JSON lines)")
     a = ap.parse_args(argv)
 
     kinesis = client(a.region, a.endpoint_url)
@@ -72,17 +141,22 @@ def main(argv=None):
     for shard in shards(kinesis, a.stream):
         for rec in read_shard(kinesis, a.stream, shard):
             records += 1
-            data = bytes(rec["Data"])
             try:
-                env = json.loads(data)
-                key = (env["environment"], env["seq"])
-            except (ValueError, KeyError, TypeError):
+                datas = envelopes(bytes(rec["Data"]))
+            except (ValueError, IndexError, StopIteration, OSError, EOFError):
                 unreadable += 1
                 continue
-            if key in seen:
-                duplicates += 1
-                continue
-            seen[key] = (env, data)
+            for data in datas:
+                try:
+                    env = json.loads(data)
+                    key = (env["environment"], env["seq"])
+                except (ValueError, KeyError, TypeError):
+                    unreadable += 1
+                    continue
+                if key in seen:
+                    duplicates += 1
+                    continue
+                seen[key] = (env, data)
 
     out = sys.stdout
     dropped_total = 0

@@ -217,6 +217,10 @@ prepare_arch() {
   dep curl build_curl
   dep libmicrohttpd build_libmicrohttpd
   dep yajl build_yajl
+  # --- compression (KTE_COMPRESSION; issue 11): after curl, which must not pick zlib up ---
+  dep zlib build_zlib
+  dep libzstd build_libzstd
+  # --- end compression ---
 }
 
 # ---------------------------------------------------------------------------
@@ -377,6 +381,38 @@ Libs: -L\${libdir} -lyajl
 EOF
 }
 
+# --- compression (KTE_COMPRESSION; issue 11) --------------------------------
+
+build_zlib() {
+  local b=$ARCH_DIR/build/zlib
+  rm -rf "$b"
+  mkdir -p "$ARCH_DIR/build"
+  # zlib builds in its source tree: work in a copy. Static library only.
+  cp -a "$(src_of zlib)" "$b"
+  (cd "$b" &&
+    CC="$CC" AR="$AR" RANLIB="$RANLIB" CFLAGS="$DEP_CFLAGS" ./configure --static --prefix="$PREFIX" &&
+    make -j"$JOBS" libz.a && make install)
+  [ -f "$PREFIX/lib/libz.a" ] && [ -f "$PREFIX/lib/pkgconfig/zlib.pc" ]
+}
+
+build_libzstd() {
+  local b=$ARCH_DIR/build/libzstd
+  rm -rf "$b"
+  mkdir -p "$ARCH_DIR/build"
+  cp -a "$(src_of libzstd)" "$b"
+  # The extension only compresses: no decompressor (and so none of its
+  # assembly), no legacy formats, no dictionary builder, no threads.
+  local opts=(CC="$CC" AR="$AR" RANLIB="$RANLIB" CFLAGS="$DEP_CFLAGS"
+    ZSTD_LIB_DECOMPRESSION=0 ZSTD_LIB_DICTBUILDER=0 ZSTD_LIB_DEPRECATED=0
+    ZSTD_LEGACY_SUPPORT=0 ZSTD_NO_ASM=1 PREFIX="$PREFIX")
+  (cd "$b/lib" &&
+    make -j"$JOBS" libzstd.a "${opts[@]}" &&
+    make install-static install-includes install-pc "${opts[@]}")
+  [ -f "$PREFIX/lib/libzstd.a" ] && [ -f "$PREFIX/lib/pkgconfig/libzstd.pc" ]
+}
+
+# --- end compression ---------------------------------------------------------
+
 # CMake toolchain for yajl and the extension: our musl compiler, and only
 # $PREFIX and the musl sysroot to find headers and libraries in.
 write_toolchain() {
@@ -411,6 +447,10 @@ KTE_LAYER_LICENSES=(
   "curl:curl (MIT-style):COPYING"
   "libmicrohttpd:LGPL-2.1-or-later:COPYING"
   "yajl:ISC:COPYING"
+  # --- compression (issue 11) ---
+  "zlib:Zlib:LICENSE"
+  "libzstd:BSD-3-Clause (or GPL-2.0):LICENSE COPYING"
+  # --- end compression ---
 )
 
 license_entry() {

@@ -22,6 +22,10 @@ KTE_LAYER_SOURCES=(
   "curl=8.14.1-2+deb13u5"
   "libmicrohttpd=1.0.1-4"
   "yajl=2.1.0-3+deb12u2"
+  # --- compression (KTE_COMPRESSION; issue 11) ---
+  "zlib=1:1.3.dfsg+really1.3.1-1"
+  "libzstd=1.5.7+dfsg-1"
+  # --- end compression ---
 )
 
 # Debian suites the sources come from (deb-src, main only). The build host may

@@ -126,7 +126,10 @@ class Outcome:
         self.emf_all = harness.emf_lines(res.stderr)
         self.emf = self.emf_all[-1] if self.emf_all else {}
         self.ext_lines = [l[len(EXT_PREFIX):] for l in res.stderr.splitlines() if l.startswith(EXT_PREFIX)]
-        self.records = harness.Kinesis(kinesis_local.endpoint, FUNCTION["region"]).read_all(stream)
+        # The stream's Kinesis records; with KTE_RECORD_FORMAT=kpl each is an
+        # aggregate, and `records` holds its user records (the envelopes).
+        self.kinesis_records = harness.Kinesis(kinesis_local.endpoint, FUNCTION["region"]).read_all(stream)
+        self.records = [dict(r, data=u) for r in self.kinesis_records for u in kpl_user_records(r["data"])]
         self.envelopes = [harness.parse_envelope(r) for r in self.records]
         self.stream = stream
 
@@ -181,6 +184,24 @@ class Outcome:
     def expected_lines(self, lines: int, line_bytes: Optional[int] = None) -> List[str]:
         return [expected_line(i + 1, n, rid, line_bytes)
                 for i, rid in enumerate(self.request_ids()) for n in range(1, lines + 1)]
+
+
+def kpl_user_records(data: bytes) -> List[bytes]:
+    """The envelopes of a KPL aggregate (decoded by the example consumer's
+    reader, MD5 checked), or [data] for any other record."""
+    import importlib.util
+
+    global _consumer
+    if _consumer is None:
+        path = Path(__file__).resolve().parents[2] / "examples" / "consumer" / "read_stream.py"
+        spec = importlib.util.spec_from_file_location("read_stream", path)
+        _consumer = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(_consumer)
+    users = _consumer.kpl_user_records(data)
+    return [data] if users is None else users
+
+
+_consumer = None
 
 
 def is_drop_report(env: dict) -> bool:

@@ -77,7 +77,7 @@ def run_consumer(stream, endpoint, *args):
 THROTTLE_INVOKES, THROTTLE_LINES = 12, 10
 
 
-@pytest.fixture(scope="module", params=["throttle+500", "throttle+500+slow"])
+@pytest.fixture(scope="module", params=["throttle+500", "throttle+500+slow", "throttle+500+kpl"])
 def throttled(request, kinesis_local, tmp_path_factory):
     """Faults on every PutRecords of invokes 1..N-1. They stop once the last
     invoke has printed its lines (it then sleeps 200 ms before answering), so
@@ -90,6 +90,9 @@ def throttled(request, kinesis_local, tmp_path_factory):
         proxy.set_record_failure_rate(PTE, 0.30)
         proxy.set_fault_rate("http500", 0.10)
         kte = {}
+        if request.param.endswith("kpl"):
+            # Aggregates: a throttled record is an aggregate, retried whole.
+            kte["RECORD_FORMAT"] = "kpl"
         if slow:
             proxy.set_fault_rate("slow", 0.05)
             proxy.set_slow_seconds(1.5)
@@ -126,6 +129,12 @@ def test_throttling_every_line_delivered_once(throttled):
 def test_throttling_counters_match_the_proxy(throttled):
     o, proxy, _ = throttled
     s = proxy.stats()
+    if o.variant.endswith("kpl"):
+        # The proxy counts Kinesis records (aggregates), the extension events.
+        assert len(o.kinesis_records) * 10 < len(o.records), (len(o.kinesis_records), len(o.records))
+        assert s["records_forwarded"] == len(o.kinesis_records), s
+        assert o.m("RecordsRetried") > s["records_failed_total"] + s["records_in_failed_requests"], (s, o.emf)
+        return
     assert_proxy_identities(o, proxy)
     # Each injected failure made the extension retry: per record for
     # per-record codes, the whole batch for a 500. Timeouts add to that.
@@ -152,7 +161,7 @@ def test_consumer_prints_each_event_once_in_seq_order(throttled, kinesis_local):
     # Byte for byte the stored data.
     stored = {(e["environment"], e["seq"]): r["data"] for r, e in zip(o.records, o.envelopes)}
     assert all(stored[k] == l.encode() for k, l in zip(keys, lines))
-    assert f"{len(o.records)} records read, {o.duplicates()} duplicates dropped" in res.stderr, res.stderr
+    assert f"{len(o.kinesis_records)} records read, {o.duplicates()} duplicates dropped" in res.stderr, res.stderr
     assert "missing" not in res.stderr and "kte.dropped" not in res.stderr, res.stderr
     if o.slow:
         assert o.duplicates() > 0  # the consumer really had duplicates to drop

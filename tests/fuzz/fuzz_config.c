@@ -56,7 +56,10 @@ static void check_config(const struct kte_config *c)
     FUZZ_CHECK(IN_RANGE(c->buffer_max_items, 1000, 10000));
     FUZZ_CHECK(IN_RANGE(c->listener_port, 1, 65535));
     FUZZ_CHECK(c->max_body_bytes > 0 && c->max_buffer_bytes > 0);
-    FUZZ_CHECK(IN_RANGE(c->max_record_bytes, 1024, 1048576));
+    FUZZ_CHECK(IN_RANGE(c->max_record_bytes, 1024, 10485760));
+    FUZZ_CHECK(IN_RANGE(c->max_request_bytes, 1048576, 10485760) &&
+               c->max_request_bytes >= c->max_record_bytes);
+    FUZZ_CHECK(c->record_format <= KTE_FORMAT_NDJSON && c->compression <= KTE_COMPRESSION_ZSTD);
     FUZZ_CHECK(c->flush_wait_ms >= 0 && c->flush_timeout_ms > 0);
     FUZZ_CHECK(c->connect_timeout_ms > 0 && c->request_timeout_ms > 0);
     FUZZ_CHECK(IN_RANGE((int)c->partition_key, KTE_PK_ENVIRONMENT, KTE_PK_TENANT));

@@ -748,6 +748,8 @@ class KinesisProxy:
             call["failed"] = len(records)
             return self._error(status, etype, "injected by the test proxy")
         failing = dict(fault[1]) if fault and fault[0] == "records" else {}
+        # What the failed records carried (grouped formats count their events).
+        call["failed_data"] = [base64.b64decode(records[i]["Data"]) for i in sorted(failing)]
         keep = [i for i in range(len(records)) if i not in failing]
         results: Dict[int, dict] = {}
         if keep and self.sink:

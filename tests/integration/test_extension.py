@@ -392,10 +392,10 @@ def test_oversized_events_truncated(kinesis_local, kinesis_proxy, stream, extens
         ({"FLUSH": "sometimes"}, "KTE_FLUSH"),
         ({"PARTITION_KEY": "shard"}, "KTE_PARTITION_KEY"),
         ({"TYPES": "platform,metrics"}, "KTE_TYPES"),
-        ({"MAX_RECORD_BYTES": "2000000"}, "KTE_MAX_RECORD_BYTES"),
+        ({"MAX_RECORD_BYTES": "11000000"}, "KTE_MAX_RECORD_BYTES"),
     ],
     ids=["buffer-timeout-5", "no-stream-name", "bad-flush", "bad-partition-key", "bad-types",
-         "record-bytes-over-1MiB"],
+         "record-bytes-over-10MiB"],
 )
 def test_configuration_error_fails_init(kinesis_local, kinesis_proxy, stream, extension_bin, lambda_sim, tmp_path,
                                         overrides, variable):

@@ -36,7 +36,8 @@ struct fake {
     int nscript;
     int nreq;
     int req_records[MAX_REQ];
-    uint64_t req_seqs[MAX_REQ][500];
+    uint64_t req_seqs[MAX_REQ][500];   /* of each record's first envelope */
+    uint32_t req_events[MAX_REQ][500]; /* envelopes in each record (kpl, ndjson: many) */
     char target[128];
     int outage;        /* answer 503 to everything while set */
     int fail_every;    /* when > 0: answer 503 to every fail_every-th call */
@@ -50,14 +51,20 @@ struct conn {
     size_t len;
 };
 
-static uint64_t seq_of(const unsigned char *data, size_t len)
+/* The seq of the first envelope in a record's data (NUL-terminated, may
+ * hold binary framing), and how many envelopes it holds. */
+static uint64_t seq_of(const unsigned char *data, size_t len, uint32_t *count)
 {
-    char tmp[4096];
-    size_t n = len < sizeof tmp - 1 ? len : sizeof tmp - 1;
-    memcpy(tmp, data, n);
-    tmp[n] = '\0';
-    const char *p = strstr(tmp, "\"seq\":");
-    return p ? strtoull(p + 6, NULL, 10) : 0;
+    const char *d = (const char *)data, *first = NULL;
+    *count = 0;
+    for (size_t i = 0; i + 6 <= len; i++) {
+        if (memcmp(d + i, "\"seq\":", 6))
+            continue;
+        if (!first)
+            first = d + i;
+        (*count)++;
+    }
+    return first ? strtoull(first + 6, NULL, 10) : 0;
 }
 
 /* Notes what request idx carried (the first MAX_REQ requests); returns its
@@ -78,8 +85,8 @@ static int record_request(struct fake *f, const char *body, int idx)
         unsigned char *out = malloc(strlen(b64) + 1);
         if (kt_b64_decode(b64, strlen(b64), out, strlen(b64) + 1, &olen) != 0)
             olen = 0; /* counted as no sequence number: the test then fails on counts */
-        f->req_seqs[idx][i] = seq_of(out, olen);
         out[olen] = '\0';
+        f->req_seqs[idx][i] = seq_of(out, olen, &f->req_events[idx][i]);
         if (olen < sizeof f->report && strstr((const char *)out, "kte.dropped")) {
             memcpy(f->report, out, olen);
             f->report[olen] = '\0';

@@ -466,19 +466,35 @@ static void test_other_numeric_ranges(void **state)
 {
     struct t *t = *state;
     static const struct range_case cases[] = {
-        {"KTE_MAX_RECORD_BYTES", 1024, 1048576, offsetof(struct kte_config, max_record_bytes)},
+        {"KTE_MAX_RECORD_BYTES", 1024, 10 * 1048576L,
+         offsetof(struct kte_config, max_record_bytes)},
+        {"KTE_MAX_REQUEST_BYTES", 1048576, 10 * 1048576L,
+         offsetof(struct kte_config, max_request_bytes)},
         {"KTE_FLUSH_WAIT_MS", 0, 900000, offsetof(struct kte_config, flush_wait_ms)},
         {"KTE_FLUSH_TIMEOUT_MS", 50, 900000, offsetof(struct kte_config, flush_timeout_ms)},
         {"KTE_MAX_BODY_BYTES", 1048576, 64 * 1048576L, offsetof(struct kte_config, max_body_bytes)},
         {"KTE_CONNECT_TIMEOUT_MS", 10, 60000, offsetof(struct kte_config, connect_timeout_ms)},
         {"KTE_REQUEST_TIMEOUT_MS", 100, 300000, offsetof(struct kte_config, request_timeout_ms)},
     };
-    const char *texts[] = {"from 1024 to 1048576",     "from 0 to 900000", "from 50 to 900000",
-                           "from 1048576 to 67108864", "from 10 to 60000", "from 100 to 300000"};
+    const char *texts[] = {"from 1024 to 10485760", "from 1048576 to 10485760", "from 0 to 900000",
+                           "from 50 to 900000",     "from 1048576 to 67108864", "from 10 to 60000",
+                           "from 100 to 300000"};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_range(t, &cases[i], texts[i]);
-    expect_fail(t, "KTE_MAX_RECORD_BYTES", "1048577", ERR_INVALID, "KTE_MAX_RECORD_BYTES", "1 MiB",
-                NULL);
+    expect_fail(t, "KTE_MAX_RECORD_BYTES", "10485761", ERR_INVALID, "KTE_MAX_RECORD_BYTES",
+                "10 MiB", "UpdateMaxRecordSize");
+    /* A record must fit in a call: 6 MiB records need 6 MiB calls, which
+     * they get by default. */
+    base_env(&t->env);
+    kt_env_set(&t->env, "KTE_MAX_RECORD_BYTES", "6291456");
+    load_ok(t);
+    assert_int_equal(t->cfg.max_record_bytes, 6291456);
+    kt_env_set(&t->env, "KTE_MAX_REQUEST_BYTES", "5242880");
+    assert_int_equal(load(t), -1);
+    kt_assert_contains(t->msg, "KTE_MAX_REQUEST_BYTES=5242880");
+    kt_env_set(&t->env, "KTE_MAX_REQUEST_BYTES", "6291456");
+    load_ok(t);
+    assert_int_equal(t->cfg.max_request_bytes, 6291456);
 
     /* The listener port is an int in [1, 65535]. */
     expect_fail(t, "KTE_LISTENER_PORT", "0", ERR_INVALID, "KTE_LISTENER_PORT", "from 1 to 65535",
@@ -575,6 +591,44 @@ static void test_flush(void **state)
     expect_fail(t, "KTE_MAX_LATENCY_MS", "199", ERR_INVALID, "KTE_MAX_LATENCY_MS",
                 "from 200 to 900000", NULL);
     expect_fail(t, "KTE_MAX_LATENCY_MS", "2s", ERR_INVALID, "KTE_MAX_LATENCY_MS", "whole number",
+                NULL);
+}
+
+static void test_record_format(void **state)
+{
+    struct t *t = *state;
+    load_ok(t);
+    assert_int_equal(t->cfg.record_format, KTE_FORMAT_EVENT); /* today's records by default */
+    assert_int_equal(t->cfg.max_request_bytes, 5 * 1048576);
+    static const struct {
+        const char *v;
+        enum kte_record_format f;
+    } ok[] = {{"event", KTE_FORMAT_EVENT}, {"kpl", KTE_FORMAT_KPL}, {"ndjson", KTE_FORMAT_NDJSON}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        kt_env_set(&t->env, "KTE_RECORD_FORMAT", ok[i].v);
+        load_ok(t);
+        assert_int_equal(t->cfg.record_format, ok[i].f);
+    }
+    expect_fail(t, "KTE_RECORD_FORMAT", "KPL", ERR_INVALID, "KTE_RECORD_FORMAT", "'KPL'",
+                "event, kpl, ndjson");
+
+    base_env(&t->env);
+    load_ok(t);
+    assert_int_equal(t->cfg.compression, KTE_COMPRESSION_NONE);
+    static const char *const comp[] = {"none", "gzip", "zstd"};
+    for (int f = 0; f < 3; f++) {
+        kt_env_set(&t->env, "KTE_RECORD_FORMAT", f == 1 ? "ndjson" : "event");
+        kt_env_set(&t->env, "KTE_COMPRESSION", comp[f]);
+        load_ok(t);
+        assert_int_equal(t->cfg.compression, (enum kte_compression)f);
+    }
+    /* KPL consumers do not decompress: refused, with the way out. */
+    kt_env_set(&t->env, "KTE_RECORD_FORMAT", "kpl");
+    kt_env_set(&t->env, "KTE_COMPRESSION", "gzip");
+    assert_int_equal(load(t), -1);
+    kt_assert_contains(t->msg, "KTE_COMPRESSION=gzip");
+    kt_assert_contains(t->msg, "ndjson");
+    expect_fail(t, "KTE_COMPRESSION", "lz4", ERR_INVALID, "KTE_COMPRESSION", "none, gzip, zstd",
                 NULL);
 }
 
@@ -949,6 +1003,7 @@ int main(void)
         T(test_types),
         T(test_flush),
         T(test_partition_key),
+        T(test_record_format),
         T(test_log_level),
         T(test_credentials),
         T(test_container_credentials),

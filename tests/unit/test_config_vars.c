@@ -57,7 +57,7 @@ static void test_closest_names_typos(void **state)
 static void test_closest_is_null_when_nothing_is_plausible(void **state)
 {
     (void)state;
-    assert_null(closest("KTE_COMPRESSION")); /* an option of a newer version */
+    assert_null(closest("KTE_ENCRYPTION")); /* an option of a newer version */
     assert_null(closest("KTE_FOO"));
     assert_null(closest("KTE_"));
     assert_null(closest("KTE_X"));
@@ -92,7 +92,7 @@ static void test_check_reports_each_unknown_kte_variable(void **state)
         "KTE_STREM_NAME=typo",
         "MY_KTE_STREM_NAME=not ours",
         "kte_stream_name=not ours either",
-        "KTE_COMPRESSION=zstd",
+        "KTE_ENCRYPTION=zstd",
         "KTE_LOG_LEVEL",
         "KTE_FLUSH=end",
         "KTE_FLUSH_WAIT_MS=100",
@@ -104,7 +104,7 @@ static void test_check_reports_each_unknown_kte_variable(void **state)
     assert_int_equal(s.n, 2);
     assert_string_equal(s.name[0], "KTE_STREM_NAME");
     assert_string_equal(s.closest[0], "KTE_STREAM_NAME");
-    assert_string_equal(s.name[1], "KTE_COMPRESSION");
+    assert_string_equal(s.name[1], "KTE_ENCRYPTION");
     assert_null(s.closest[1]);
 
     char *clean[] = {"KTE_STREAM_NAME=s", "HOME=/root", NULL};

@@ -236,6 +236,92 @@ static void test_batches_split_at_500(void **state)
     assert_int_equal(atomic_load(&M(fx)->delivered), 1200);
 }
 
+static int setup_kpl_random(void **state)
+{
+    return setup_with(state, "KTE_RECORD_FORMAT", "kpl", "KTE_PARTITION_KEY", "random");
+}
+
+static int setup_ndjson(void **state)
+{
+    return setup_with(state, "KTE_RECORD_FORMAT", "ndjson", NULL, NULL);
+}
+
+/* Events of request r, in order: each record's first seq and count. */
+static void assert_request_covers(struct fixture *fx, int r, uint64_t from, uint64_t to)
+{
+    uint64_t next = from;
+    for (int i = 0; i < fx->fake.req_records[r]; i++) {
+        assert_int_equal(fx->fake.req_seqs[r][i], next);
+        next += fx->fake.req_events[r][i];
+    }
+    assert_int_equal(next, to + 1);
+}
+
+/* A failed aggregate is retried whole: its events go again (once each) and
+ * count once as delivered; the other aggregates are not resent. */
+static void test_kpl_failed_aggregate_is_retried_whole(void **state)
+{
+    struct fixture *fx = *state;
+    fx->fake.script[0] = (struct answer){200, NULL, 1};
+    fx->fake.nscript = 1;
+    ingest_fx(fx, 1200);
+    assert_int_equal(flush_in(fx, 10000), 0);
+    /* The sender may start before all 1200 are queued: look at every call. */
+    assert_true(fx->fake.req_records[0] >= 2);
+    uint64_t failed_seq = fx->fake.req_seqs[0][1];
+    uint32_t failed = fx->fake.req_events[0][1];
+    assert_true(failed > 100); /* ~127 envelopes of ~196 bytes per 25 KB aggregate */
+    uint64_t sent = 0;
+    int resent = 0;
+    for (int r = 0; r < fx->fake.nreq; r++)
+        for (int i = 0; i < fx->fake.req_records[r]; i++) {
+            sent += fx->fake.req_events[r][i];
+            if (r > 0 && fx->fake.req_seqs[r][i] == failed_seq) {
+                assert_int_equal(fx->fake.req_events[r][i], failed);
+                assert_int_equal(i, 0); /* first again: order kept */
+                resent++;
+            }
+        }
+    assert_int_equal(resent, 1);
+    assert_int_equal(sent, 1200 + failed);
+    assert_int_equal(atomic_load(&M(fx)->received), 1200);
+    assert_int_equal(atomic_load(&M(fx)->delivered), 1200);
+    assert_int_equal(atomic_load(&M(fx)->retried), failed);
+    assert_int_equal(kte_metrics_dropped_total(M(fx)), 0);
+}
+
+/* A permanent error on an aggregate drops (and counts) each of its events. */
+static void test_kpl_refused_aggregate_counts_each_event(void **state)
+{
+    struct fixture *fx = *state;
+    fx->fake.script[0] = (struct answer){
+        400, "{\"__type\":\"ResourceNotFoundException\",\"message\":\"Stream s not found\"}", -1};
+    fx->fake.nscript = 1;
+    ingest_fx(fx, 300);
+    assert_int_equal(flush_in(fx, 5000), 0);
+    assert_int_equal(fx->fake.nreq, 1);
+    assert_true(fx->fake.req_records[0] >= 2);
+    assert_int_equal(atomic_load(&M(fx)->delivered), 0);
+    assert_int_equal(atomic_load(&M(fx)->dropped[KTE_DROP_PERMANENT]), 300);
+}
+
+static void test_ndjson_joins_envelopes(void **state)
+{
+    struct fixture *fx = *state;
+    fx->fake.script[0] = (struct answer){200, NULL, 0};
+    fx->fake.nscript = 1;
+    ingest_fx(fx, 300);
+    assert_int_equal(flush_in(fx, 10000), 0);
+    assert_int_equal(fx->fake.nreq, 2);
+    assert_int_equal(fx->fake.req_records[0], 3); /* ~127 envelopes per 25 KB record */
+    assert_request_covers(fx, 0, 1, 300);
+    assert_int_equal(fx->fake.req_records[1], 1);
+    assert_int_equal(fx->fake.req_seqs[1][0], 1);
+    assert_int_equal(fx->fake.req_events[1][0], fx->fake.req_events[0][0]);
+    assert_int_equal(atomic_load(&M(fx)->delivered), 300);
+    assert_int_equal(atomic_load(&M(fx)->retried), fx->fake.req_events[0][0]);
+}
+
 static void test_flush_gives_up_at_deadline_and_stop_counts_drops(void **state)
 {
     struct fixture *fx = *state;
@@ -598,6 +684,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_permanent_error_drops_and_counts_without_retry, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_batches_split_at_500, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kpl_failed_aggregate_is_retried_whole,
+                                        setup_kpl_random, teardown),
+        cmocka_unit_test_setup_teardown(test_kpl_refused_aggregate_counts_each_event,
+                                        setup_kpl_random, teardown),
+        cmocka_unit_test_setup_teardown(test_ndjson_joins_envelopes, setup_ndjson, teardown),
         cmocka_unit_test_setup_teardown(test_flush_gives_up_at_deadline_and_stop_counts_drops,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_for_runtime_done_and_report, setup, teardown),

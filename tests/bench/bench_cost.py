@@ -1,0 +1,181 @@
+#!/usr/bin/python3
+"""`make bench` (cost part; also `bash scripts/bench.sh cost`): what each
+KTE_RECORD_FORMAT and KTE_COMPRESSION costs in Kinesis and in CPU.
+
+For 100-byte and 4 KB function lines, every format/compression pair runs the
+real binary (dev build, and the layer binary when build/layer-<arch>.zip
+exists) under the stub Extensions/Telemetry API of bench_lib, posting N
+events and shutting down; a null Kinesis endpoint answers every PutRecords
+with success and measures each record. Figures per million events:
+
+  records       Kinesis records written
+  units         PUT payload units: ceil((data + partition key) / 25,000) per
+                record (25 KB units as the pricing page counts them)
+  bytes/event   HTTP request body bytes sent per event (what SigV4 hashes)
+  cpu µs/event  the extension's user + system CPU (whole process, start to
+                exit, divided by N)
+
+Writes build/bench/cost.{json,md} (and docs/bench/cost.md unless
+KTE_BENCH_PUBLISH=0). KTE_BENCH_QUICK=1: fewer events. Exits 1 only when
+events were lost.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_lib as b  # noqa: E402
+from bench_lib import h  # noqa: E402
+
+REPO = b.REPO
+MiB = 1024 * 1024
+UNIT = 25000
+COMBOS = [("event", "none"), ("event", "gzip"), ("event", "zstd"), ("kpl", "none"),
+          ("ndjson", "none"), ("ndjson", "gzip"), ("ndjson", "zstd")]
+GOALS = {"kpl": 60, "ndjson+gzip": 200, "ndjson+zstd": 200}
+
+
+class CostSink(b.BenchSink):
+    """Null endpoint that also measures every record."""
+
+    def __init__(self):
+        super().__init__(mode="null")
+        self.records = self.units = self.body_bytes = self.data_bytes = 0
+
+    def reset_counts(self) -> None:
+        super().reset_counts()
+        with self.cond:
+            self.records = self.units = self.body_bytes = self.data_bytes = 0
+
+    def _put_records(self, path, headers, body):
+        req = json.loads(body)
+        units = nbytes = 0
+        for r in req["Records"]:
+            size = len(base64.b64decode(r["Data"])) + len(r["PartitionKey"].encode())
+            nbytes += size
+            units += max(1, math.ceil(size / UNIT))
+        with self.cond:
+            self.records += len(req["Records"])
+            self.units += units
+            self.body_bytes += len(body)
+            self.data_bytes += nbytes
+        return super()._put_records(path, headers, body)
+
+
+def binaries(out: Path) -> dict:
+    bins = {"dev": str(h.EXTENSION)}
+    arch = {"x86_64": "x86_64", "aarch64": "arm64"}.get(platform.machine())
+    z = REPO / "build" / f"layer-{arch}.zip"
+    if arch and z.is_file() and os.environ.get("KTE_BENCH_LAYER", "1") != "0":
+        dest = out / "layer-cost"
+        dest.mkdir(parents=True, exist_ok=True)
+        target = dest / b.EXT_NAME
+        with zipfile.ZipFile(z) as zf:
+            target.write_bytes(zf.read("extensions/" + b.EXT_NAME))
+        target.chmod(0o755)
+        bins["layer"] = str(target)
+    return bins
+
+
+def run_one(sink: CostSink, binary: str, tmp: Path, fmt: str, comp: str, line: int, bodies) -> dict:
+    n = sum(body.count(b'"type":"function"') for body in bodies)
+    sink.reset_counts()
+    env = h.kte_env("kte-bench", sink.endpoint, MAX_BUFFER_BYTES=512 * MiB, RECORD_FORMAT=fmt,
+                    COMPRESSION=comp)
+    stub = b.ExtStub(binary, tmp / f"{Path(binary).parent.name}-{fmt}-{comp}-{line}", env).start()
+    try:
+        uri = stub.wait_ready()
+        post = b.post_bodies(uri, bodies)
+        stub.shutdown(30.0)
+        stub.wait_exit(120)
+    finally:
+        stub.stop()
+    emf = stub.emf or {}
+    cpu = b.cpu_seconds(stub.rusage) or 0.0
+    delivered = emf.get("EventsDelivered")
+    per_m = 1e6 / n
+    return {"format": fmt, "compression": comp, "lineBytes": line, "events": n,
+            "delivered": delivered, "lost": n - (delivered or 0), "exit": stub.exit_code,
+            "posts": post["statusCounts"], "records": sink.records, "units": sink.units,
+            "recordsPerM": round(sink.records * per_m), "unitsPerM": round(sink.units * per_m),
+            "bodyBytesPerEvent": round(sink.body_bytes / n, 1), "dataBytesPerEvent": round(sink.data_bytes / n, 1),
+            "cpuUsPerEvent": round(cpu / n * 1e6, 3)}
+
+
+def render(R: dict) -> str:
+    out = ["# Cost per format and compression (`make bench`)", "",
+           f"{R['events'][str(100)]} events of 100-byte lines, {R['events'][str(4096)]} of 4 KB lines, "
+           "posted to the real binary, null Kinesis endpoint. Units: 25,000-byte PUT payload units "
+           "(data + key). CPU: the whole process, start to exit, per event. Reduction: `event`'s units "
+           "divided by the row's.", ""]
+    for line in (100, 4096):
+        out += [f"## {line}-byte lines", "",
+                "| format | compression | records / M events | PUT units / M events | units reduction | "
+                "request bytes / event | CPU µs / event (dev) | CPU µs / event (layer) |",
+                "|---|---|---|---|---|---|---|---|"]
+        rows = [r for r in R["runs"] if r["lineBytes"] == line]
+        base = {r["binary"]: r["unitsPerM"] for r in rows if r["format"] == "event" and r["compression"] == "none"}
+        for fmt, comp in COMBOS:
+            got = {r["binary"]: r for r in rows if r["format"] == fmt and r["compression"] == comp}
+            d = got.get("dev")
+            if not d:
+                continue
+            lay = got.get("layer")
+            red = base.get("dev", 0) / d["unitsPerM"] if d["unitsPerM"] else 0
+            goal = GOALS.get(fmt if comp == "none" else f"{fmt}+{comp}")
+            mark = f" (goal ≥ {goal}×: {'met' if red >= goal else 'not met'})" if goal and line == 100 else ""
+            out.append(f"| {fmt} | {comp} | {d['recordsPerM']:,} | {d['unitsPerM']:,} | {red:.0f}×{mark} | "
+                       f"{d['bodyBytesPerEvent']} | {d['cpuUsPerEvent']} | "
+                       f"{lay['cpuUsPerEvent'] if lay else '–'} |")
+        out.append("")
+    if R["problems"]:
+        out += ["Problems:", ""] + [f"- {p}" for p in R["problems"]]
+    return "\n".join(out)
+
+
+def main() -> int:
+    quick = os.environ.get("KTE_BENCH_QUICK") == "1"
+    out = Path(os.environ.get("KTE_BENCH_OUT") or REPO / "build" / "bench")
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="kte-bench-cost-"))
+    events = {100: 20000 if quick else 100000, 4096: 5000 if quick else 20000}
+    bins = binaries(out)
+    sink = CostSink().start()
+    R = {"machine": b.machine(), "binaries": bins, "events": {str(k): v for k, v in events.items()},
+         "runs": [], "problems": []}
+    try:
+        for line, n in events.items():
+            bodies = b.telemetry_bodies(n, line, "text")
+            for name, binary in bins.items():
+                for fmt, comp in COMBOS:
+                    r = run_one(sink, binary, tmp, fmt, comp, line, bodies)
+                    r["binary"] = name
+                    R["runs"].append(r)
+                    print(f"[cost] {name} {line}B {fmt}/{comp}: {r['recordsPerM']} records/M, "
+                          f"{r['unitsPerM']} units/M, {r['bodyBytesPerEvent']} B/event, "
+                          f"{r['cpuUsPerEvent']} µs/event, lost {r['lost']}", flush=True)
+                    if r["lost"] or r["exit"] != 0:
+                        R["problems"].append(f"{name} {line}B {fmt}/{comp}: lost {r['lost']}, exit {r['exit']}")
+    finally:
+        sink.stop()
+    (out / "cost.json").write_text(json.dumps(R, indent=1) + "\n")
+    md = render(R)
+    (out / "cost.md").write_text(md + "\n")
+    if os.environ.get("KTE_BENCH_PUBLISH", "0" if quick else "1") != "0":
+        (REPO / "docs" / "bench").mkdir(parents=True, exist_ok=True)
+        (REPO / "docs" / "bench" / "cost.md").write_text(md + "\n")
+    print(md)
+    return 1 if R["problems"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
