@@ -1,6 +1,7 @@
 #include "kte_config.h"
 
 #include "kte_log.h"
+#include "kte_rules.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -558,5 +559,14 @@ int kte_config_load(struct kte_config *cfg, kte_getenv_fn getenv_fn, void *env, 
         get_long(&c, "KTE_CONNECT_TIMEOUT_MS", 1000, 10, 60000, "", &cfg->connect_timeout_ms) ||
         get_long(&c, "KTE_REQUEST_TIMEOUT_MS", 5000, 100, 300000, "", &cfg->request_timeout_ms))
         return -1;
+    char rules_msg[512];
+    if (kte_rules_load(&cfg->rules, getenv_fn, env, rules_msg, sizeof rules_msg) != 0)
+        return fail(&c, "Extension.RulesInvalid", "%s", rules_msg);
     return 0;
+}
+
+void kte_config_free(struct kte_config *cfg)
+{
+    kte_rules_free(cfg->rules);
+    cfg->rules = NULL;
 }
