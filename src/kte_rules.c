@@ -24,9 +24,22 @@
 
 typedef bool (*validator_fn)(const char *s, size_t n);
 
+/* What a string must contain for a built-in pattern to have a chance: one
+ * pass over the string spares most regex calls on ordinary log lines. */
+enum feature {
+    F_AT = 1,       /* '@' */
+    F_DIGITS13 = 2, /* at least 13 digits */
+    F_AKEY = 4,     /* 'A' followed by KIA, SIA, BIA, CCA or 3T */
+    F_KV = 8,       /* '=' or ':' */
+    F_EYJ = 16,     /* "eyJ" */
+    F_BEARER = 32,  /* "bearer", any case */
+    F_IP = 64,      /* a '.' and 4 digits, or two ':' */
+};
+
 struct pattern {
     pcre2_code *code;
     enum kte_redact_rule rule;
+    unsigned need;      /* enum feature bits */
     validator_fn valid; /* NULL: every match counts */
     char marker[48];    /* [REDACTED:<rule>] */
 };
@@ -41,6 +54,7 @@ struct kte_rules {
     bool sample_platform;
     struct pattern redact[MAX_PATTERNS];
     size_t n_redact;
+    unsigned any_need; /* some pattern has a prefilter */
 };
 
 struct span {
@@ -98,27 +112,62 @@ bool kte_luhn_ok(const char *s, size_t n)
     return digits >= 13 && digits <= 19 && sum % 10 == 0;
 }
 
+static unsigned features(const char *d, size_t n)
+{
+    unsigned f = 0, digits = 0, colons = 0;
+    bool dot = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = d[i];
+        if (c >= '0' && c <= '9')
+            digits++;
+        else if (c == '@')
+            f |= F_AT;
+        else if (c == ':')
+            colons++, f |= F_KV;
+        else if (c == '=')
+            f |= F_KV;
+        else if (c == '.')
+            dot = true;
+        else if (c == 'A' && i + 3 < n &&
+                 ((d[i + 2] == 'I' && d[i + 3] == 'A' &&
+                   (d[i + 1] == 'K' || d[i + 1] == 'S' || d[i + 1] == 'B')) ||
+                  (d[i + 1] == 'C' && d[i + 2] == 'C' && d[i + 3] == 'A') ||
+                  (d[i + 1] == '3' && d[i + 2] == 'T')))
+            f |= F_AKEY;
+        else if (c == 'e' && i + 2 < n && d[i + 1] == 'y' && d[i + 2] == 'J')
+            f |= F_EYJ;
+        else if ((c | 0x20) == 'b' && i + 5 < n && !strncasecmp(d + i + 1, "earer", 5))
+            f |= F_BEARER;
+    }
+    if (digits >= 13)
+        f |= F_DIGITS13;
+    if ((dot && digits >= 4) || colons >= 2)
+        f |= F_IP;
+    return f;
+}
+
 static const struct builtin {
     const char *name;
     const char *re;
     validator_fn valid;
+    unsigned need;
 } builtins[KTE_RX_CUSTOM] = {
     [KTE_RX_EMAIL] =
         {"email",
          "(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}+@(?:[A-Za-z0-9-]{1,63}+\\.){1,8}+"
          "[A-Za-z]{2,24}+(?![A-Za-z0-9-])",
-         NULL},
+         NULL, F_AT},
     [KTE_RX_CREDIT_CARD] = {"credit-card", "(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}+(?![0-9])",
-                            kte_luhn_ok},
+                            kte_luhn_ok, F_DIGITS13},
     [KTE_RX_AWS_ACCESS_KEY_ID] = {"aws-access-key-id",
                                   "(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}"
                                   "(?![A-Z0-9])",
-                                  NULL},
+                                  NULL, F_AKEY},
     [KTE_RX_AWS_SECRET_KEY] = {"aws-secret-key",
                                "(?i)(?:aws_?secret_?(?:access_?)?key|secret_?access_?key)"
                                "[\"']?+\\s*+[:=]\\s*+[\"']?+\\K(?-i)[A-Za-z0-9/+=]{40}+"
                                "(?![A-Za-z0-9/+=])",
-                               NULL},
+                               NULL, F_KV},
     [KTE_RX_JWT] =
         {"jwt", "(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{4,}+\\.eyJ[A-Za-z0-9_-]{4,}+\\.[A-Za-z0-9_-]*+",
          NULL},
@@ -131,7 +180,7 @@ static const struct builtin {
          "{3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?![0-9A-Za-z]|\\.[0-9])"
          "|(?<![0-9A-Za-z:.])(?:[0-9A-Fa-f]{0,4}:){2,7}+"
          "(?:(?:[0-9]{1,3}\\.){3}[0-9]{1,3}|[0-9A-Fa-f]{1,4})?(?![0-9A-Za-z:]|\\.[0-9])",
-         ip_ok},
+         ip_ok, F_IP},
 };
 
 const char *kte_redact_rule_name(enum kte_redact_rule r)
@@ -497,7 +546,8 @@ static int cmp_span(const void *x, const void *y)
     return a->p < b->p ? -1 : a->p > b->p; /* the earlier rule names a tie */
 }
 
-static const struct pattern limit_pattern = {NULL, KTE_RX_KINDS, NULL, "[REDACTED:match-limit]"};
+static const struct pattern limit_pattern = {.rule = KTE_RX_KINDS,
+                                             .marker = "[REDACTED:match-limit]"};
 
 /* Redacts the JSON string whose body is raw[a, b), appending the result
  * (body only) to out. Returns the number of spans replaced, -1 on no memory. */
@@ -510,8 +560,11 @@ static long redact_string(const struct kte_rules *r, struct kte_rules_scratch *s
     s->n_spans = 0;
     const char *d = s->dec;
     bool failed = false;
+    unsigned have = r->any_need ? features(d, (size_t)n) : 0;
     for (size_t i = 0; i < r->n_redact && !failed; i++) {
         const struct pattern *p = &r->redact[i];
+        if (p->need & ~have)
+            continue;
         size_t from = 0, ms, me;
         int rc;
         while (from <= (size_t)n && (rc = search(s, p->code, d, (size_t)n, from, &ms, &me)) != 0) {
@@ -954,6 +1007,8 @@ static int set_redact(struct loader *L, const char *var, const struct strlist *l
             L->r->n_redact++;
             p->rule = (enum kte_redact_rule)b;
             p->valid = builtins[b].valid;
+            p->need = builtins[b].need;
+            L->r->any_need |= p->need;
             snprintf(p->marker, sizeof p->marker, "[REDACTED:%s]", builtins[b].name);
         }
         if (!found)
