@@ -706,7 +706,12 @@ void kte_rules_apply(const struct kte_rules *r, struct kte_rules_scratch *s,
     size_t ev_rid_len = strlen(ev_rid);
     const char *msg = NULL;
     size_t msg_len = 0;
-    if (is_log && rec && *rec == '"') {
+    /* Redaction alone needs neither level nor request id nor message. */
+    bool need_meta =
+        r->min_level != KTE_LEVEL_NONE || r->sample_rate < 1.0 || r->include_re || r->exclude_re;
+    if (!need_meta) {
+        /* straight to redaction */
+    } else if (is_log && rec && *rec == '"') {
         long n = decode(s, ev->raw, (size_t)(rec + 1 - ev->raw), (size_t)(rec_end - 1 - ev->raw));
         if (n >= 0) {
             const char *lr;
