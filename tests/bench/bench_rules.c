@@ -46,10 +46,11 @@ static char *make_body(size_t *len, size_t *event_bytes)
     char *b = malloc(cap);
     b[n++] = '[';
     for (int i = 0; i < EVENTS; i++) {
-        int k = snprintf(b + n, cap - n,
-                         "%s{\"time\":\"2026-11-29T10:00:00.000Z\",\"type\":\"function\",\"record\":"
-                         "\"%s\"}",
-                         i ? "," : "", msgs[i % 4]);
+        int k =
+            snprintf(b + n, cap - n,
+                     "%s{\"time\":\"2026-11-29T10:00:00.000Z\",\"type\":\"function\",\"record\":"
+                     "\"%s\"}",
+                     i ? "," : "", msgs[i % 4]);
         total += (size_t)k - (i ? 1 : 0);
         n += (size_t)k;
     }
