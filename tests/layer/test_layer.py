@@ -74,7 +74,7 @@ def test_zip_holds_the_extension_with_mode_0755_and_notices_outside_extensions(a
 
 # What --version calls each library, and the Debian source package it comes from.
 LIBRARY_PACKAGE = {"libcurl": "curl", "OpenSSL": "openssl", "libmicrohttpd": "libmicrohttpd",
-                   "yajl": "yajl", "musl": "musl"}
+                   "yajl": "yajl", "PCRE2": "pcre2", "musl": "musl"}
 
 
 def version_output(make_root, arch, binary):
