@@ -144,7 +144,9 @@ def test_binary_is_static_stripped_and_for_the_arch(arch, binary):
     sections = subprocess.run([readelf, "-SW", str(binary)], check=True, capture_output=True,
                               text=True).stdout
     assert ".symtab" not in sections and ".debug" not in sections, sections
-    assert binary.stat().st_size < 4_000_000
+    # 3.62 MB before PCRE2 (issue 15's processing rules), which adds about
+    # 0.43 MB on x86_64 (JIT and Unicode tables; docs/rules.md): 4.05 MB.
+    assert binary.stat().st_size < 4_300_000
 
 
 def test_binary_holds_no_build_path(arch, binary):
