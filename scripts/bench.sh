@@ -10,6 +10,8 @@
 #   bash scripts/bench.sh fleet      20 environments against a 2-shard stream's per-shard limits
 #                                    (build/bench/fleet.{json,md}, docs/bench/fleet.md)
 #   bash scripts/bench.sh profile    callgrind profile of a 100k-event run (build/bench/profile/)
+#   bash scripts/bench.sh rules      CPU per event of the processing rules (issue 15), glibc -O2
+#                                    and, once `make layer` ran, the layer's musl -Os toolchain
 #   bash scripts/bench.sh micro      base64 and SHA-256 micro-benchmarks behind docs/bench/profile.md
 #   bash scripts/bench.sh chart [F]  redraw the chart from a results.json
 #   bash scripts/bench.sh flush      flush strategies on invocation traces only (docs/flush.md)
@@ -47,10 +49,37 @@ if [ ! -x build/kinesis-telemetry-extension ]; then
     make -s build
 fi
 
+# The processing rules' cost per event (tests/bench/bench_rules.c): the rule
+# engine as the host build compiles it and as the layer does (musl, -Os, the
+# layer's static PCRE2 with JIT and yajl), when build/layer-deps has them.
+bench_rules() {
+    local srcs=(tests/bench/bench_rules.c src/kte_rules.c src/kte_event.c src/kte_buf.c)
+    mkdir -p build/bench
+    cc -O2 -D_DEFAULT_SOURCE -Isrc -o build/bench/bench_rules "${srcs[@]}" \
+        $(pkg-config --cflags --libs libpcre2-8 yajl) -lm
+    echo "== host build (glibc, -O2)"
+    build/bench/bench_rules
+    local arch pfx
+    arch=$(uname -m); [ "$arch" = aarch64 ] && arch=arm64
+    pfx=build/layer-deps/$arch
+    if [ -x "$pfx/musl/bin/musl-gcc" ] && [ -f "$pfx/prefix/lib/libpcre2-8.a" ]; then
+        "$pfx/musl/bin/musl-gcc" -Os -static -D_DEFAULT_SOURCE -Isrc -I"$pfx/prefix/include" \
+            -o build/bench/bench_rules_layer "${srcs[@]}" -L"$pfx/prefix/lib" -lpcre2-8 -lyajl -lm
+        echo "== layer build (musl, -Os, static PCRE2 with JIT)"
+        build/bench/bench_rules_layer
+    else
+        echo "== layer build: run \`make layer\` first (no $pfx/prefix/lib/libpcre2-8.a)"
+    fi
+}
+
 case "${1:-run}" in
+rules)
+    bench_rules
+    ;;
 run)
     need_gnuplot
     rc=0
+    mkdir -p build/bench && bench_rules | tee build/bench/rules.txt
     "$PYTHON" tests/bench/bench_run.py || rc=$?
     "$PYTHON" tests/bench/bench_flush.py || rc=$?
     "$PYTHON" tests/bench/bench_cost.py || rc=1

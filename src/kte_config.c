@@ -2,6 +2,7 @@
 
 #include "kte_creds.h"
 #include "kte_log.h"
+#include "kte_rules.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -674,5 +675,14 @@ int kte_config_load(struct kte_config *cfg, kte_getenv_fn getenv_fn, void *env, 
                     "must fit in one PutRecords call; raise KTE_MAX_REQUEST_BYTES or lower "
                     "KTE_MAX_RECORD_BYTES",
                     cfg->max_record_bytes, cfg->max_request_bytes);
+    char rules_msg[512];
+    if (kte_rules_load(&cfg->rules, getenv_fn, env, rules_msg, sizeof rules_msg) != 0)
+        return fail(&c, "Extension.RulesInvalid", "%s", rules_msg);
     return 0;
+}
+
+void kte_config_free(struct kte_config *cfg)
+{
+    kte_rules_free(cfg->rules);
+    cfg->rules = NULL;
 }

@@ -99,6 +99,10 @@ struct kte_config {
     char function_version[64];
 
     int log_level; /* enum kte_log_level */
+
+    /* Processing rules (kte_rules, docs/rules.md); NULL when none is set.
+     * Owned by the config: kte_config_free releases them. */
+    struct kte_rules *rules;
 };
 
 typedef const char *(*kte_getenv_fn)(const char *name, void *ctx);
@@ -107,6 +111,9 @@ typedef const char *(*kte_getenv_fn)(const char *name, void *ctx);
  * variable, the value and what is allowed. Returns 0 or -1. */
 int kte_config_load(struct kte_config *cfg, kte_getenv_fn getenv_fn, void *ctx, char *errtype,
                     size_t errtype_len, char *msg, size_t msg_len);
+
+/* Frees what kte_config_load allocated (the rules). */
+void kte_config_free(struct kte_config *cfg);
 
 /* Where a CA bundle is looked for, in order, after SSL_CERT_FILE and
  * SSL_CERT_DIR: Amazon Linux 2 and 2023 first, then Debian/Ubuntu, then

@@ -9,6 +9,11 @@ static const char *const drop_names[KTE_DROP_REASONS] = {
     "DroppedTooLarge",         "DroppedOutOfMemory",
 };
 
+static const char *const redaction_names[KTE_RX_KINDS] = {
+    "RedactedEmail", "RedactedCreditCard",  "RedactedAwsAccessKeyId", "RedactedAwsSecretKey",
+    "RedactedJwt",   "RedactedBearerToken", "RedactedIpAddress",      "RedactedCustom",
+};
+
 struct metric {
     const char *name;
     const char *unit;
@@ -36,7 +41,7 @@ uint64_t kte_metrics_dropped_total(const struct kte_metrics *m)
 int kte_metrics_emf(const struct kte_metrics *m, const char *function_name, int64_t now_ms,
                     uint64_t peak_rss_bytes, struct kte_buf *out)
 {
-    struct metric v[32];
+    struct metric v[48];
     size_t n = 0;
 #define ADD(nm, u, val) v[n++] = (struct metric){nm, u, (uint64_t)(val)}
     ADD("EventsReceived", "Count", atomic_load(&m->received));
@@ -63,6 +68,11 @@ int kte_metrics_emf(const struct kte_metrics *m, const char *function_name, int6
     ADD("RequestsIncomplete", "Count", atomic_load(&m->requests_incomplete));
     ADD("PeakRssBytes", "Bytes", peak_rss_bytes);
     ADD("EventsDeliveredAfterFreeze", "Count", atomic_load(&m->delivered_after_freeze));
+    ADD("EventsFiltered", "Count", atomic_load(&m->filtered));
+    ADD("EventsSampledOut", "Count", atomic_load(&m->sampled_out));
+    for (int i = 0; i < KTE_RX_KINDS; i++)
+        ADD(redaction_names[i], "Count", atomic_load(&m->redactions[i]));
+    ADD("RulesMatchLimit", "Count", atomic_load(&m->rules_match_limit));
 #undef ADD
     if (kte_buf_printf(out,
                        "{\"_aws\":{\"Timestamp\":%lld,\"CloudWatchMetrics\":[{\"Namespace\":"

@@ -1,11 +1,13 @@
 /* Delivery accounting. The invariant the tests check:
- *   received == delivered + dropped (all reasons) + still buffered
+ *   received == delivered + dropped (all reasons) + filtered + sampled out
+ *               + still buffered
  * Counters are atomics because the listener, the sender and the lifecycle
  * threads all update them. */
 #ifndef KTE_METRICS_H
 #define KTE_METRICS_H
 
 #include "kte_buf.h"
+#include "kte_rules.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -45,6 +47,12 @@ struct kte_metrics {
      * received but undelivered when next returned after a gap longer than
      * KTE_MAX_LATENCY_MS. */
     atomic_uint_fast64_t delivered_after_freeze;
+    /* Processing rules (docs/rules.md). With them the invariant at exit is
+     * received == delivered + dropped + filtered + sampled_out. */
+    atomic_uint_fast64_t filtered;                 /* by type, level or regex */
+    atomic_uint_fast64_t sampled_out;              /* KTE_SAMPLE_RATE */
+    atomic_uint_fast64_t redactions[KTE_RX_KINDS]; /* spans replaced, per rule */
+    atomic_uint_fast64_t rules_match_limit;        /* events where a regex hit its limit */
 };
 
 /* Drops not yet reported in the stream (see kte.dropped in docs/records.md). */

@@ -9,6 +9,7 @@
 #include "kte_queue.h"
 #include "kte_record.h"
 #include "kte_restore.h"
+#include "kte_rules.h"
 #include "kte_send.h"
 
 #include <errno.h>
@@ -43,6 +44,8 @@ struct kte_pipeline {
     pthread_mutex_t intake_mu;
     uint64_t intake_rng; /* random partition keys */
     struct kte_restore restore;
+    struct kte_rules_scratch *rules_scratch; /* NULL without rules (cfg->rules) */
+    struct kte_buf rules_out;                /* an event as redacted */
 
     /* 3. The sender thread alone (no lock): its client, its batch, its
      *    randomness, preallocated so that the thread never allocates (the
@@ -138,11 +141,20 @@ struct kte_pipeline *kte_pipeline_new(const struct kte_config *cfg, char *err, s
         free(p);
         return NULL;
     }
+    kte_buf_init(&p->rules_out);
+    if (cfg->rules && !(p->rules_scratch = kte_rules_scratch_new(cfg->rules))) {
+        kte_kinesis_free(&p->kinesis);
+        kte_record_builder_free(&p->rb);
+        snprintf(err, errlen, "out of memory (processing rules)");
+        free(p);
+        return NULL;
+    }
     kte_framer_init(&p->framer, cfg);
     p->batch = calloc(p->framer.max_events, sizeof *p->batch);
     if (!p->batch || init_sync(p) != 0) {
         free(p->batch);
         kte_framer_free(&p->framer);
+        kte_rules_scratch_free(p->rules_scratch);
         kte_kinesis_free(&p->kinesis);
         kte_record_builder_free(&p->rb);
         snprintf(err, errlen, "cannot initialise the pipeline's condition variable");
@@ -358,6 +370,34 @@ void kte_pipeline_invoked(struct kte_pipeline *p)
     pthread_mutex_unlock(&p->intake_mu);
 }
 
+/* Applies the processing rules to one event (intake lock held): false when
+ * the event goes no further (counted as filtered or sampled out); otherwise
+ * *raw and *raw_len are what to ship, the event as redacted if need be. */
+static bool apply_rules(struct kte_pipeline *p, const struct kte_event_view *ev, const char *rid,
+                        const char **raw, size_t *raw_len)
+{
+    struct kte_rules_outcome oc;
+    kte_rules_apply(p->cfg->rules, p->rules_scratch, ev, rid, &p->rules_out, &oc);
+    for (int i = 0; i < KTE_RX_KINDS; i++)
+        if (oc.redactions[i])
+            atomic_fetch_add(&p->metrics.redactions[i], oc.redactions[i]);
+    if (oc.match_limit)
+        atomic_fetch_add(&p->metrics.rules_match_limit, 1);
+    if (oc.verdict == KTE_VERDICT_FILTERED) {
+        atomic_fetch_add(&p->metrics.filtered, 1);
+        return false;
+    }
+    if (oc.verdict == KTE_VERDICT_SAMPLED_OUT) {
+        atomic_fetch_add(&p->metrics.sampled_out, 1);
+        return false;
+    }
+    if (oc.redacted) {
+        *raw = p->rules_out.data;
+        *raw_len = p->rules_out.len;
+    }
+    return true;
+}
+
 /* Builds and buffers the records of one parsed body, one at a time: the
  * memory a body costs is its records under the cap, never all of them. */
 static void buffer_events(struct kte_pipeline *p, const struct kte_event_list *evs, uint64_t seq,
@@ -371,12 +411,16 @@ static void buffer_events(struct kte_pipeline *p, const struct kte_event_list *e
         bool redelivered;
         if (kte_restore_on_event(&p->restore, ev->type, &redelivered))
             begin_restore(p, seq);
+        const char *raw = ev->raw;
+        size_t raw_len = ev->raw_len;
+        if (p->rules_scratch && !apply_rules(p, ev, rid, &raw, &raw_len))
+            continue;
         char tmp[KTE_EVENT_TENANT_MAX + 1];
         const char *pk = partition_key(p, ev, rid, tmp, sizeof tmp);
         enum kte_build_error why;
-        struct kte_rec *r = kte_record_build_flags(&p->rb, seq, ev->raw, ev->raw_len, pk,
-                                                   room_for_envelope(p, strlen(pk)),
-                                                   redelivered ? KTE_BUILD_REDELIVERED : 0, &why);
+        struct kte_rec *r =
+            kte_record_build_flags(&p->rb, seq, raw, raw_len, pk, room_for_envelope(p, strlen(pk)),
+                                   redelivered ? KTE_BUILD_REDELIVERED : 0, &why);
         if (r && r->truncated)
             atomic_fetch_add(&p->metrics.truncated, 1);
         pthread_mutex_lock(&p->mu);
@@ -804,6 +848,8 @@ void kte_pipeline_free(struct kte_pipeline *p)
     kte_framer_free(&p->framer);
     free(p->batch);
     kte_record_builder_free(&p->rb);
+    kte_rules_scratch_free(p->rules_scratch);
+    kte_buf_free(&p->rules_out);
     pthread_cond_destroy(&p->changed);
     pthread_mutex_destroy(&p->mu);
     pthread_mutex_destroy(&p->intake_mu);

@@ -2,6 +2,9 @@
 
 #include <curl/curl.h>
 #include <microhttpd.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <string.h>
 #include <yajl/yajl_version.h>
 #ifdef __GLIBC__
 #include <gnu/libc-version.h>
@@ -20,6 +23,9 @@ size_t kte_version_text(char *buf, size_t cap)
 {
     const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
     int yv = yajl_version();
+    char pcre2[64] = "?"; /* "10.42 2022-12-11": the version is the first word */
+    if (pcre2_config(PCRE2_CONFIG_VERSION, pcre2) > 0)
+        pcre2[strcspn(pcre2, " ")] = '\0';
     char libc[64];
 #ifdef __GLIBC__
     snprintf(libc, sizeof libc, "glibc/%s", gnu_get_libc_version());
@@ -32,9 +38,9 @@ size_t kte_version_text(char *buf, size_t cap)
 #endif
     int n = snprintf(buf, cap,
                      "kinesis-telemetry-extension %s\n"
-                     "libcurl/%s %s libmicrohttpd/%s yajl/%d.%d.%d %s\n%s",
+                     "libcurl/%s %s libmicrohttpd/%s yajl/%d.%d.%d PCRE2/%s %s\n%s",
                      KTE_VERSION, cv->version, cv->ssl_version ? cv->ssl_version : "(no TLS)",
-                     MHD_get_version(), yv / 10000, yv / 100 % 100, yv % 100, libc, sources);
+                     MHD_get_version(), yv / 10000, yv / 100 % 100, yv % 100, pcre2, libc, sources);
     return n < 0 ? 0 : (size_t)n;
 }
 

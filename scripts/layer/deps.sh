@@ -221,6 +221,7 @@ prepare_arch() {
   dep zlib build_zlib
   dep libzstd build_libzstd
   # --- end compression ---
+  dep pcre2 build_pcre2
 }
 
 # ---------------------------------------------------------------------------
@@ -413,6 +414,27 @@ build_libzstd() {
 
 # --- end compression ---------------------------------------------------------
 
+# ---- PCRE2 (processing rules, issue 15) -------------------------------------
+build_pcre2() {
+  local b=$ARCH_DIR/build/pcre2
+  rm -rf "$b"
+  mkdir -p "$b"
+  # libpcre2-8 only, with JIT (x86_64 and arm64 both have sljit back ends);
+  # no 16/32-bit libraries, no pcre2grep/pcre2test features, no Unicode
+  # tables beyond what the 8-bit library needs.
+  (cd "$b" && autoconf_env "$(src_of pcre2)/configure" \
+      --host="$HOST_TRIPLET" --build="$(gcc -dumpmachine)" --prefix="$PREFIX" \
+      --disable-shared --enable-static --disable-dependency-tracking \
+      --enable-pcre2-8 --disable-pcre2-16 --disable-pcre2-32 --enable-jit \
+      --disable-pcre2grep-jit --disable-pcre2grep-libz --disable-pcre2grep-libbz2 \
+      --disable-pcre2test-libedit --disable-pcre2test-libreadline &&
+    make -j"$JOBS" libpcre2-8.la &&
+    make install-libLTLIBRARIES install-nodist_includeHEADERS install-pkgconfigDATA \
+      lib_LTLIBRARIES=libpcre2-8.la pkgconfig_DATA=libpcre2-8.pc)
+  [ -f "$PREFIX/lib/libpcre2-8.a" ] || { echo "no libpcre2-8.a installed"; return 1; }
+}
+# ---- end PCRE2 ----------------------------------------------------------------
+
 # CMake toolchain for yajl and the extension: our musl compiler, and only
 # $PREFIX and the musl sysroot to find headers and libraries in.
 write_toolchain() {
@@ -451,6 +473,7 @@ KTE_LAYER_LICENSES=(
   "zlib:Zlib:LICENSE"
   "libzstd:BSD-3-Clause (or GPL-2.0):LICENSE COPYING"
   # --- end compression ---
+  "pcre2:BSD-3-Clause WITH PCRE2-exception:LICENCE"
 )
 
 license_entry() {

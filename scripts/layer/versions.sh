@@ -28,6 +28,16 @@ KTE_LAYER_SOURCES=(
   # --- end compression ---
 )
 
+# ---- PCRE2 (processing rules, issue 15; src/kte_rules.c) -------------------
+# 8-bit library only, JIT compiled in (sljit supports x86_64 and arm64).
+# Debian 12's 10.42-1, like yajl: trixie's pcre2 10.46-1~deb13u3 is listed in
+# the trixie indexes but this build host's mirror answers 404 for its .dsc and
+# .diff (checked 2026-11-29); move the pin to trixie's once it is served.
+KTE_LAYER_SOURCES+=(
+  "pcre2=10.42-1"
+)
+# ---- end PCRE2 ----------------------------------------------------------------
+
 # Debian suites the sources come from (deb-src, main only). The build host may
 # stay Debian 12: its debian-archive-keyring (2023.3+deb12u2) holds trixie's
 # archive keys, so apt checks trixie's signed indexes as it does bookworm's.

@@ -100,6 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_config(cfg);
     else
         FUZZ_CHECK(errtype[0] && msg[0] && FUZZ_TERMINATED(errtype) && FUZZ_TERMINATED(msg));
+    kte_config_free(cfg); /* the processing rules it may hold */
     free(cfg);
     free(copy);
     return 0;

@@ -74,7 +74,7 @@ def test_zip_holds_the_extension_with_mode_0755_and_notices_outside_extensions(a
 
 # What --version calls each library, and the Debian source package it comes from.
 LIBRARY_PACKAGE = {"libcurl": "curl", "OpenSSL": "openssl", "libmicrohttpd": "libmicrohttpd",
-                   "yajl": "yajl", "musl": "musl"}
+                   "yajl": "yajl", "PCRE2": "pcre2", "musl": "musl"}
 
 
 def version_output(make_root, arch, binary):
@@ -144,7 +144,11 @@ def test_binary_is_static_stripped_and_for_the_arch(arch, binary):
     sections = subprocess.run([readelf, "-SW", str(binary)], check=True, capture_output=True,
                               text=True).stdout
     assert ".symtab" not in sections and ".debug" not in sections, sections
-    assert binary.stat().st_size < 4_000_000
+    # 3.62 MB with OpenSSL 3.5 and curl 8.14; zlib and the zstd compressor
+    # (issue 11) add about 0.30 MB, PCRE2 (issue 15's processing rules) about
+    # 0.43 MB on x86_64 (JIT and Unicode tables; docs/rules.md): ~4.35 MB.
+    # A guard against an accidental jump, not a budget (docs/layer.md).
+    assert binary.stat().st_size < 4_700_000
 
 
 def test_binary_holds_no_build_path(arch, binary):

@@ -35,6 +35,11 @@ static void set_counters(struct kte_metrics *m)
     atomic_store(&m->connections_without_request, 12);
     atomic_store(&m->requests_incomplete, 13);
     atomic_store(&m->delivered_after_freeze, 14);
+    atomic_store(&m->filtered, 14);
+    atomic_store(&m->sampled_out, 15);
+    for (int i = 0; i < KTE_RX_KINDS; i++)
+        atomic_store(&m->redactions[i], 20 + i);
+    atomic_store(&m->rules_match_limit, 16);
 }
 
 static const struct want expected[] = {
@@ -65,6 +70,17 @@ static const struct want expected[] = {
     {"RequestsIncomplete", "Count", 13},
     {"PeakRssBytes", "Bytes", 50331648},
     {"EventsDeliveredAfterFreeze", "Count", 14},
+    {"EventsFiltered", "Count", 14},
+    {"EventsSampledOut", "Count", 15},
+    {"RedactedEmail", "Count", 20},
+    {"RedactedCreditCard", "Count", 21},
+    {"RedactedAwsAccessKeyId", "Count", 22},
+    {"RedactedAwsSecretKey", "Count", 23},
+    {"RedactedJwt", "Count", 24},
+    {"RedactedBearerToken", "Count", 25},
+    {"RedactedIpAddress", "Count", 26},
+    {"RedactedCustom", "Count", 27},
+    {"RulesMatchLimit", "Count", 16},
 };
 #define N_EXPECTED (sizeof expected / sizeof expected[0])
 

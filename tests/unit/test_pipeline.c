@@ -365,6 +365,49 @@ static void test_malformed_body_buffers_nothing(void **state)
     assert_int_equal(kte_pipeline_buffered(P(fx)), 0);
 }
 
+/* Processing rules at ingest: filtered events are counted, never buffered,
+ * still consume their seq, and a filtered platform.runtimeDone still ends
+ * the wait for it. */
+static int setup_rules(void **state)
+{
+    return setup_with3(state, "KTE_EXCLUDE_TYPES", "platform.runtimeDone", "KTE_REDACT", "email",
+                       "KTE_EXCLUDE_REGEX", "^drop");
+}
+
+static int teardown_rules(void **state)
+{
+    struct fixture *fx = *state;
+    kte_config_free(&fx->cfg);
+    return teardown(state);
+}
+
+static void test_rules_filter_and_redact_at_ingest(void **state)
+{
+    struct fixture *fx = *state;
+    const char *body = "[{\"time\":\"t\",\"type\":\"platform.runtimeDone\",\"record\":{"
+                       "\"requestId\":\"r1\",\"status\":\"success\"}},"
+                       "{\"time\":\"t\",\"type\":\"function\",\"record\":\"mail a@b.io\"},"
+                       "{\"time\":\"t\",\"type\":\"function\",\"record\":\"drop me\"},"
+                       "{\"time\":\"t\",\"type\":\"function\",\"record\":\"keep\"}]";
+    char msg[64];
+    fake_sync(fx);
+    assert_int_equal(kte_pipeline_ingest(P(fx), body, strlen(body), msg, sizeof msg), 0);
+    assert_true(kte_pipeline_wait_for(P(fx), KTE_WAIT_RUNTIME_DONE, "r1", kte_now_ms() + 30));
+    assert_int_equal(kte_pipeline_buffered(P(fx)), 2);
+    assert_int_equal(flush_in(fx, 5000), 0);
+    assert_int_equal(fx->fake.nreq, 1);
+    assert_int_equal(fx->fake.req_records[0], 2);
+    assert_int_equal(fx->fake.req_seqs[0][0], 2);
+    assert_int_equal(fx->fake.req_seqs[0][1], 4);
+    struct kte_metrics *m = M(fx);
+    assert_int_equal(atomic_load(&m->received), 4);
+    assert_int_equal(atomic_load(&m->delivered), 2);
+    assert_int_equal(atomic_load(&m->filtered), 2);
+    assert_int_equal(atomic_load(&m->sampled_out), 0);
+    assert_int_equal(atomic_load(&m->redactions[KTE_RX_EMAIL]), 1);
+    assert_int_equal(atomic_load(&m->bytes_received), strlen(body) - 2 - 3);
+}
+
 /* Pushes n events in bodies of 500 while Kinesis is down. */
 static void ingest_during_outage(struct fixture *fx, int n)
 {
@@ -692,6 +735,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flush_gives_up_at_deadline_and_stop_counts_drops,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_for_runtime_done_and_report, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rules_filter_and_redact_at_ingest, setup_rules,
+                                        teardown_rules),
         cmocka_unit_test_setup_teardown(test_malformed_body_buffers_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overflow_drops_oldest_and_reports_in_stream,
                                         setup_small_buffer, teardown),
