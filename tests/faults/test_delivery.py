@@ -243,7 +243,10 @@ def overflow(kinesis_local, tmp_path_factory):
     with faultlib.proxied_stream(kinesis_local, wd, "overflow") as (proxy, stream):
         run = faultlib.start(proxy, stream, wd, invokes=OVF_INVOKES, lines=OVF_LINES,
                              line_bytes=OVF_LINE_BYTES,
-                             kte={"MAX_BUFFER_BYTES": OVF_CAP, "FLUSH_TIMEOUT_MS": OVF_FLUSH_TIMEOUT_MS})
+                             # built on end-of-invoke flushes (which invokes' data is
+                             # buffered when the outage begins), as adaptive's default is not
+                             kte={"MAX_BUFFER_BYTES": OVF_CAP, "FLUSH_TIMEOUT_MS": OVF_FLUSH_TIMEOUT_MS,
+                                  "FLUSH": "end"})
         sampler = faultlib.ProcSampler(run)
         sampler.start()
         faultlib.wait_for_output(run, faultlib.function_line_marker(OVF_OUTAGE[0], 1))

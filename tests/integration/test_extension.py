@@ -426,7 +426,7 @@ def test_unknown_variables_are_warned_about_not_fatal(kinesis_local, kinesis_pro
     """A typo and a newer version's option: one warning each at start, naming
     the closest known variable when there is one; everything else as usual."""
     run = run_extension(kinesis_local, kinesis_proxy, stream, tmp_path, invokes=2, lines=2,
-                        kte={"STREM_NAME": "typo", "COMPRESSION": "zstd"})
+                        kte={"STREM_NAME": "typo", "ENCRYPTION": "on"})
     assert_clean_run(run, 2)
     assert_stream_matches_delivery(run)
     assert_function_lines(run, 2, 2)
@@ -434,7 +434,7 @@ def test_unknown_variables_are_warned_about_not_fatal(kinesis_local, kinesis_pro
     typo = [t for t in texts if "KTE_STREM_NAME" in t]
     assert len(typo) == 1, texts
     assert "did you mean KTE_STREAM_NAME?" in typo[0]
-    newer = [t for t in texts if "KTE_COMPRESSION" in t]
+    newer = [t for t in texts if "KTE_ENCRYPTION" in t]
     assert len(newer) == 1, texts
     assert "did you mean" not in newer[0] and "not an option of this version" in newer[0]
 
