@@ -98,6 +98,16 @@ def run_extension(kinesis_local, proxy, stream, tmp_path, function=FUNCTION, rea
     return Run(res, records, delivered, tmp_path, function, proxy)
 
 
+def throttle_every_other_record(calls):
+    """A kinesis_proxy fault: the first `calls` PutRecords calls have every
+    other record (index 0, 2, ...) throttled, as Kinesis does per record."""
+    def fault(index, n):
+        if index < calls:
+            return ("records", {i: "ProvisionedThroughputExceededException" for i in range(0, n, 2)})
+        return None
+    return fault
+
+
 def expected_line(inv, n, rid, line_bytes=None):
     line = f"kte-line inv={inv} n={n} rid={rid} pad="
     return line + "x" * max(0, (line_bytes or 0) - len(line.encode()))
@@ -558,13 +568,7 @@ def test_large_records_split_by_request_bytes(kinesis_local, kinesis_proxy, stre
 
 def test_throttled_records_retried_exactly_once_each(kinesis_local, kinesis_proxy, stream, extension_bin,
                                                     lambda_sim, tmp_path):
-    # The first 6 PutRecords calls have every other record throttled.
-    def fault(index, n):
-        if index < 6:
-            return ("records", {i: "ProvisionedThroughputExceededException" for i in range(0, n, 2)})
-        return None
-
-    kinesis_proxy.fault = fault
+    kinesis_proxy.fault = throttle_every_other_record(6)
     run = run_extension(kinesis_local, kinesis_proxy, stream, tmp_path, invokes=10, lines=5)
     assert_clean_run(run, 10)
     injected = sum(c["failed"] for c in run.put_calls)

@@ -16,7 +16,7 @@ import pytest
 
 import harness
 from test_extension import (assert_clean_run, assert_emf, assert_function_lines, assert_platform_events,
-                            assert_stream_matches_delivery, run_extension)
+                            assert_stream_matches_delivery, run_extension, throttle_every_other_record)
 
 DEAGG = os.path.join(os.path.dirname(__file__), "..", "deagg")
 CONSUMER = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "consumer", "read_stream.py")
@@ -142,13 +142,8 @@ def test_formats_deliver_every_event_byte_for_byte(kinesis_local, kinesis_proxy,
 
 def test_kpl_failed_aggregates_retried_whole_exact_counts(kinesis_local, kinesis_proxy, stream, extension_bin,
                                                          lambda_sim, tmp_path):
-    # The first 6 PutRecords calls have every other record (aggregate) throttled.
-    def fault(index, n):
-        if index < 6:
-            return ("records", {i: "ProvisionedThroughputExceededException" for i in range(0, n, 2)})
-        return None
-
-    kinesis_proxy.fault = fault
+    # Every other Kinesis record here is an aggregate of several events.
+    kinesis_proxy.fault = throttle_every_other_record(6)
     run = run_format(kinesis_local, kinesis_proxy, stream, tmp_path, invokes=10, lines=30, line_bytes=400,
                         kte={"RECORD_FORMAT": "kpl", "PARTITION_KEY": "random"})
     injected = sum(c["failed"] for c in run.put_calls)
