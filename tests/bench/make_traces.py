@@ -10,15 +10,12 @@ durationMs (the handler's own time), lines and lineBytes (its log output).
   busy     50 invokes/s (20 ms apart), 500 invokes
   bursty   3 bursts of 200 invokes at 100/s, 2 to 5 min apart
   azure    one function shaped after Shahrad et al., "Serverless in the
-           Wild", USENIX ATC 2020 (figures named in docs/flush.md):
-           inter-arrival times with a coefficient of variation > 1 (the
-           paper's Figure 6: most applications are not periodic, many are
-           bursty), a median around a minute or less but a long tail of gaps
-           of up to an hour (Figure 5: 45% of applications are invoked at most
-           once an hour, 81% at most once a minute), and execution times
-           log-normal with a median under a second (Figure 7: 50% of functions
-           run for less than 1 s on average). docs/flush.md says which of
-           these numbers were checked with the search tool and which not.
+           Wild", USENIX ATC 2020 (the figures used, and where each was
+           checked, are in docs/flush.md): most functions are invoked
+           rarely and irregularly (invocation frequencies over 8 orders of
+           magnitude), and half of them run for less than a second; so
+           quick repeats mixed with gaps of a minute to an hour, and
+           log-normal handler times with a median under a second.
 """
 import json
 import math
@@ -85,7 +82,7 @@ def main():
     write("steady", periodic(150, 200, 10, 3), "steady: 5 invokes/s, 10 ms handler, 3 lines of 100 B")
     write("busy", periodic(500, 20, 5, 3), "busy: 50 invokes/s, 5 ms handler, 3 lines of 100 B")
     write("bursty", bursty(), "bursty: 3 bursts of 200 invokes at 100/s, 2-5 min apart")
-    write("azure", azure(), "azure: after Shahrad et al. (USENIX ATC 2020) Figures 5-7, see make_traces.py")
+    write("azure", azure(), "azure: after Shahrad et al. (USENIX ATC 2020), see make_traces.py")
     return 0
 
 
