@@ -47,7 +47,7 @@ def table(rows, machine) -> str:
     out = ["| trace | strategy | invokes | added p50 / p99 (ms) | billed ms added per 1,000 invokes "
            "| latency p50 / p99 / max (ms) | max latency outside long freezes (ms) "
            "| events held at a freeze (in the extension) | their wait p50 / max (ms) "
-           "| EventsDeliveredAfterFreeze | events received = stored | load (1 min) |",
+           "| EventsDeliveredAfterFreeze (seen by the sink) | events received = stored | load (1 min) |",
            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         out.append(
@@ -56,7 +56,7 @@ def table(rows, machine) -> str:
             f"| {fmt(r['latencyP50Ms'], 0)} / {fmt(r['latencyP99Ms'], 0)} / {fmt(r['latencyMaxMs'], 0)} "
             f"| {fmt(r['boundedMaxMs'], 0)} "
             f"| {r['heldAtFreeze']} ({r['heldInExtension']}) | {fmt(r['heldWaitP50Ms'], 0)} / "
-            f"{fmt(r['heldWaitMaxMs'], 0)} | {r['eventsDeliveredAfterFreeze']} "
+            f"{fmt(r['heldWaitMaxMs'], 0)} | {r['eventsDeliveredAfterFreeze']} ({r['heldAcrossFreezeSeenBySink']}) "
             f"| {r['received']} = {r['stored']} | {r['load1'][0]}–{r['load1'][1]} |")
     head = [f"Machine: {machine['cpus']} CPUs, load average (1/5/15 min) at the start "
             f"{machine['loadStart']}, at the end {machine['loadEnd']}; {machine['when']}; "
@@ -143,7 +143,7 @@ def main() -> int:
                 print(f"flush bench {t:<7} {s:<16} added p50 {fmt(r['addedP50Ms'])} p99 "
                       f"{fmt(r['addedP99Ms'])} ms, billed {fmt(r['billedMsPer1000'], 0)} ms/1000, latency "
                       f"p99 {fmt(r['latencyP99Ms'], 0)} ms, held {r['heldAtFreeze']}, after-freeze "
-                      f"{r['eventsDeliveredAfterFreeze']}, {r['wallS']} s{'' if ok else '  FAILED'}",
+                      f"{r['eventsDeliveredAfterFreeze']} (sink: {r['heldAcrossFreezeSeenBySink']}), {r['wallS']} s{'' if ok else '  FAILED'}",
                       file=sys.stderr, flush=True)
                 with contextlib.suppress(Exception):
                     kl.delete_stream(raw["stream"])
