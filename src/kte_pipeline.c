@@ -51,10 +51,11 @@ struct kte_pipeline {
      *    randomness, preallocated so that the thread never allocates (the
      *    framer's arena grows to the largest call and stays). */
     struct kte_kinesis kinesis;
-    uint64_t send_rng;        /* backoff jitter, random keys of grouped records */
-    unsigned sender_restores; /* restores the sender has acted on (connections, credentials) */
-    struct kte_rec **batch;   /* the events of the call, framer.max_events */
-    struct kte_framer framer; /* their Kinesis records */
+    uint64_t send_rng;           /* backoff jitter, random keys of grouped records */
+    unsigned sender_restores;    /* restores the sender has acted on (connections, credentials) */
+    struct kte_rec **batch;      /* the events of the call, framer.max_events */
+    struct kte_framer framer;    /* their Kinesis records */
+    struct kte_send_limits full; /* when the queue holds a call's worth (fixed at start) */
     struct kte_rec_result results[KTE_BATCH_MAX_RECORDS]; /* per Kinesis record */
     char last_error[128]; /* to log each kind of failure once, not per batch */
 
@@ -150,6 +151,7 @@ struct kte_pipeline *kte_pipeline_new(const struct kte_config *cfg, char *err, s
         return NULL;
     }
     kte_framer_init(&p->framer, cfg);
+    p->full = kte_send_limits(cfg, p->framer.max_events);
     p->batch = calloc(p->framer.max_events, sizeof *p->batch);
     if (!p->batch || init_sync(p) != 0) {
         free(p->batch);
@@ -424,12 +426,13 @@ static void buffer_events(struct kte_pipeline *p, const struct kte_event_list *e
         if (r && r->truncated)
             atomic_fetch_add(&p->metrics.truncated, 1);
         pthread_mutex_lock(&p->mu);
+        bool was_full = kte_send_full(&p->full, p->queue.count, p->queue.bytes);
         if (!r)
             note_drop(p, why == KTE_BUILD_TOO_LARGE ? KTE_DROP_TOO_LARGE : KTE_DROP_NOMEM, seq);
         else if (buffer_record(p, r))
             overflowed = true;
-        /* Wake the sender when a batch is full, not for every record. */
-        if (p->queue.count == KTE_BATCH_MAX_RECORDS)
+        /* Wake the sender when the queue fills a call, not for every record. */
+        if (!was_full && kte_send_full(&p->full, p->queue.count, p->queue.bytes))
             pthread_cond_broadcast(&p->changed);
         pthread_mutex_unlock(&p->mu);
     }
@@ -720,6 +723,7 @@ static bool should_send(struct kte_pipeline *p, int64_t now, int64_t *wake)
         .interval_ms = p->cfg->flush_interval_ms,
         .last_flush_ms = p->last_flush_ms,
         .next_attempt_ms = p->next_attempt_ms,
+        .full = p->full,
     };
     return kte_send_should(&v, now, wake);
 }

@@ -10,12 +10,29 @@ static bool flush_due(const struct kte_send_view *v, int64_t now)
     return false;
 }
 
+struct kte_send_limits kte_send_limits(const struct kte_config *cfg, size_t max_events)
+{
+    /* `event` keeps its 5 MiB whatever KTE_MAX_REQUEST_BYTES says: a call of
+     * 500 records is full long before that. */
+    size_t bytes = cfg->record_format == KTE_FORMAT_EVENT ? KTE_BATCH_MAX_BYTES
+                                                          : (size_t)cfg->max_request_bytes;
+    size_t half_buffer = (size_t)cfg->max_buffer_bytes / 2;
+    if (bytes > half_buffer)
+        bytes = half_buffer;
+    return (struct kte_send_limits){max_events, bytes};
+}
+
+bool kte_send_full(const struct kte_send_limits *l, size_t queued, size_t queued_bytes)
+{
+    return queued >= l->events || queued_bytes >= l->bytes;
+}
+
 bool kte_send_should(const struct kte_send_view *v, int64_t now, int64_t *wake)
 {
     *wake = 0;
     if (!v->queued)
         return false;
-    bool full = v->queued >= KTE_BATCH_MAX_RECORDS || v->queued_bytes >= KTE_BATCH_MAX_BYTES;
+    bool full = kte_send_full(&v->full, v->queued, v->queued_bytes);
     /* adaptive: the timer delivers what deferred invokes left (kte_flush.h) */
     bool timer = v->mode == KTE_FLUSH_CONTINUOUS || v->mode == KTE_FLUSH_ADAPTIVE;
     int64_t timer_at = v->last_flush_ms + v->interval_ms;

@@ -39,7 +39,23 @@ struct kte_send_view {
     long interval_ms;        /* the continuous mode's timer */
     int64_t last_flush_ms;   /* last flush or (continuous) last call */
     int64_t next_attempt_ms; /* backoff: no call before this */
+    struct kte_send_limits {
+        size_t events; /* events one call can take (500 for `event`, more when grouped) */
+        size_t bytes;  /* queued bytes that make a call worth sending at once */
+    } full;
 };
+
+/* What makes the queue "full", i.e. worth a call without waiting for a
+ * flush or a timer: as many events as one call takes, or as many bytes as
+ * one request carries (data + keys before grouping or compression), but
+ * never more than half the buffer, so that a small KTE_MAX_BUFFER_BYTES
+ * sends before it overflows. With `kpl` and `ndjson`, 500 events are only
+ * a few Kinesis records: waking the sender at 500 events made calls far
+ * smaller than a request can be. */
+struct kte_send_limits kte_send_limits(const struct kte_config *cfg, size_t max_events);
+
+/* Whether queued events fill a call (see kte_send_limits). */
+bool kte_send_full(const struct kte_send_limits *l, size_t queued, size_t queued_bytes);
 
 /* Whether to call PutRecords at now; otherwise *wake is when to look again
  * (0: only when something changes). */

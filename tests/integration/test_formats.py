@@ -157,3 +157,19 @@ def test_kpl_failed_aggregates_retried_whole_exact_counts(kinesis_local, kinesis
     assert failed_events > injected
     assert m["RecordsRetried"] == failed_events, (m["RecordsRetried"], failed_events)
     assert m["EventsDelivered"] == len(run.delivered)
+
+
+@pytest.mark.parametrize("fmt", ["kpl", "ndjson"])
+def test_grouped_formats_fill_calls_instead_of_waking_at_500_events(kinesis_local, kinesis_proxy, stream,
+                                                                    extension_bin, lambda_sim, tmp_path, fmt):
+    """3,000 lines in one invoke with end-of-invoke flushes: one call at the
+    end of the invoke (about 120 grouped records, well under a request's
+    limits) and the shutdown's, not a call every 500 events as when `kpl` and
+    `ndjson` woke the sender like `event` (each then carried a couple of
+    grouped records)."""
+    run = run_format(kinesis_local, kinesis_proxy, stream, tmp_path, invokes=1, lines=3000, line_bytes=100,
+                     kte={"RECORD_FORMAT": fmt, "FLUSH": "end"})
+    check_run(run, 1, 3000, fmt, 100)
+    ok = [c for c in run.put_calls if c["status"] == 200]
+    assert len(ok) <= 2, [c["records"] for c in ok]
+    assert max(c["records"] for c in ok) * 25000 >= 3000 * 100, [c["records"] for c in ok]

@@ -8,7 +8,8 @@ static struct kte_send_view view(size_t queued, uint64_t head_seq)
     return (struct kte_send_view){.queued = queued,
                                   .queued_bytes = queued * 100,
                                   .head_seq = head_seq,
-                                  .mode = KTE_FLUSH_END};
+                                  .mode = KTE_FLUSH_END,
+                                  .full = {KTE_BATCH_MAX_RECORDS, KTE_BATCH_MAX_BYTES}};
 }
 
 static void test_nothing_queued_never_sends(void **state)
@@ -34,6 +35,51 @@ static void test_full_batch_sends_without_a_flush(void **state)
     v = view(3, 1);
     assert_false(kte_send_should(&v, 1000, &wake)); /* end mode, no flush: wait */
     assert_int_equal(wake, 0);
+}
+
+/* `kpl` and `ndjson` group many events per Kinesis record: a call is full
+ * at the framer's event limit or a request's bytes, not at 500 events; and
+ * never later than half the buffer, so a small buffer sends before it
+ * overflows. */
+static void test_full_follows_the_format_and_the_buffer(void **state)
+{
+    (void)state;
+    struct kte_config cfg = {0};
+    cfg.record_format = KTE_FORMAT_EVENT;
+    cfg.max_request_bytes = 10L << 20;
+    cfg.max_buffer_bytes = 64L << 20;
+    struct kte_send_limits l = kte_send_limits(&cfg, KTE_BATCH_MAX_RECORDS);
+    assert_int_equal(l.events, KTE_BATCH_MAX_RECORDS);
+    assert_int_equal(l.bytes, KTE_BATCH_MAX_BYTES); /* `event`: 5 MiB whatever the request limit */
+    assert_true(kte_send_full(&l, KTE_BATCH_MAX_RECORDS, 100));
+    assert_false(kte_send_full(&l, KTE_BATCH_MAX_RECORDS - 1, KTE_BATCH_MAX_BYTES - 1));
+
+    cfg.record_format = KTE_FORMAT_KPL;
+    l = kte_send_limits(&cfg, 16384);
+    assert_int_equal(l.events, 16384);
+    assert_int_equal(l.bytes, 10u << 20);
+    assert_false(kte_send_full(&l, KTE_BATCH_MAX_RECORDS, KTE_BATCH_MAX_RECORDS * 100));
+    assert_false(kte_send_full(&l, 16383, (10u << 20) - 1));
+    assert_true(kte_send_full(&l, 16384, 1));
+    assert_true(kte_send_full(&l, 3, 10u << 20));
+
+    cfg.record_format = KTE_FORMAT_NDJSON;
+    cfg.max_buffer_bytes = 1L << 20; /* the smallest buffer: half of it */
+    l = kte_send_limits(&cfg, 16384);
+    assert_int_equal(l.bytes, 512u << 10);
+    cfg.record_format = KTE_FORMAT_EVENT;
+    assert_int_equal(kte_send_limits(&cfg, KTE_BATCH_MAX_RECORDS).bytes, 512u << 10);
+
+    /* kte_send_should acts on it */
+    struct kte_send_view v = view(KTE_BATCH_MAX_RECORDS, 1);
+    v.full = kte_send_limits(&(struct kte_config){.record_format = KTE_FORMAT_KPL,
+                                                  .max_request_bytes = 5L << 20,
+                                                  .max_buffer_bytes = 16L << 20},
+                             16384);
+    int64_t wake;
+    assert_false(kte_send_should(&v, 1000, &wake));
+    v.queued_bytes = 5u << 20;
+    assert_true(kte_send_should(&v, 1000, &wake));
 }
 
 /* Flushes compose: any waiting flush that covers the head and has time
@@ -135,6 +181,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nothing_queued_never_sends),
         cmocka_unit_test(test_full_batch_sends_without_a_flush),
+        cmocka_unit_test(test_full_follows_the_format_and_the_buffer),
         cmocka_unit_test(test_any_live_flush_covering_the_head_sends),
         cmocka_unit_test(test_backoff_defers_a_due_send),
         cmocka_unit_test(test_continuous_timer),
