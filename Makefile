@@ -49,7 +49,7 @@ test-tsan:
 # for FUZZ_SECONDS (or FUZZ_RUNS executions, whichever comes first); FUZZERS
 # picks harnesses. test-fuzz runs each for 5 s from the committed seeds in a
 # scratch corpus and fails on any finding.
-FUZZ_CC      ?= clang-14
+FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_RUNS    ?= -1
 FUZZERS      ?=

@@ -22,7 +22,7 @@ packages=(
   zlib1g-dev libzstd-dev zstd python3-zstandard
   python3 python3-pytest python3-botocore awscli
   util-linux ca-certificates
-  clang-14 libclang-rt-14-dev  # libFuzzer, ASan, UBSan: make fuzz, make test-fuzz
+  clang libclang-rt-dev  # libFuzzer, ASan, UBSan (make fuzz, make test-fuzz): the release's default LLVM (14 on Debian 12, 19 on 13)
 )
 if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
   say "node $(node --version) and npm $(npm --version 2>/dev/null) already on PATH"
