@@ -36,7 +36,8 @@ def test_rules_accounting_and_redaction(kinesis_local, kinesis_proxy, stream, ex
         "EXCLUDE_TYPES": "platform.start,extension",
         "SAMPLE_RATE": str(rate),
         "EXCLUDE_REGEX": r"\bn=3 ",
-        "REDACT_REGEX": json.dumps([r"inv=\d+ n=2"]),
+        # An unnamed pattern (marker [REDACTED:custom]) and a named one.
+        "REDACT_REGEX": json.dumps([r"inv=\d+ n=2", {"name": "request-id", "pattern": r"rid=\S+"}]),
     }
     run = run_extension(kinesis_local, kinesis_proxy, stream, tmp_path, invokes=24, lines=3, log_format="json",
                         kte=kte)
@@ -44,7 +45,7 @@ def test_rules_accounting_and_redaction(kinesis_local, kinesis_proxy, stream, ex
 
     # The model: what happens to each delivered event, by seq (1-based).
     expected = {}  # seq -> exact event bytes in the stream
-    filtered = sampled = redacted = 0
+    filtered = sampled = redacted = named = 0
     kept_invokes = set()
     for seq, raw in enumerate(run.delivered, 1):
         ev = json.loads(raw)
@@ -68,6 +69,12 @@ def test_rules_accounting_and_redaction(kinesis_local, kinesis_proxy, stream, ex
                 assert raw.count(before) == 1
                 raw = raw.replace(before, b"[REDACTED:custom]")
                 redacted += 1
+            # Every kept line names its request id in the message ("rid=..."):
+            # the named rule's marker replaces it, the record's requestId stays.
+            before = f"rid={rid}".encode()
+            assert raw.count(before) == 1 and raw.count(rid.encode()) == 2, raw
+            raw = raw.replace(before, b"[REDACTED:request-id]")
+            named += 1
         expected[seq] = raw
 
     rids = run.request_ids()
@@ -91,7 +98,9 @@ def test_rules_accounting_and_redaction(kinesis_local, kinesis_proxy, stream, ex
     assert m["EventsDropped"] == 0
     assert m["EventsFiltered"] == filtered
     assert m["EventsSampledOut"] == sampled
-    assert m["RedactedCustom"] == redacted == len(kept_invokes)
+    # RedactedCustom: every custom rule's redactions, named or not.
+    assert redacted == len(kept_invokes) and named == 2 * len(kept_invokes)
+    assert m["RedactedCustom"] == redacted + named
     assert m["RedactedEmail"] == 0 and m["RulesMatchLimit"] == 0
     assert m["EventsReceived"] == m["EventsDelivered"] + m["EventsDropped"] + m["EventsFiltered"] + \
         m["EventsSampledOut"]
