@@ -432,6 +432,17 @@ static void test_named_custom(void **state)
                         fn_line("a [REDACTED:custom] b"));
     rt_free(&t);
 
+    /* docs/rules.md's example. */
+    memset(&t, 0, sizeof t);
+    kt_env_set(
+        &t.env, "KTE_REDACT_REGEX",
+        "[\"(?i)password=\\\\S+\", {\"name\": \"order-id\", \"pattern\": \"order-[0-9]{6}\"},"
+        " {\"name\": \"user.id\", \"pattern\": \"uid=[0-9]+\"}]");
+    rt_load(&t);
+    assert_string_equal(apply(&t, fn_line("paid order-123456 uid=42 password=x")),
+                        fn_line("paid [REDACTED:order-id] [REDACTED:user.id] [REDACTED:custom]"));
+    rt_free(&t);
+
     /* The rules file's redactRegex takes the same forms; the variable adds. */
     char path[32];
     write_tmp(path, "{\"redactRegex\":[\"tok-[a-z]+\",{\"name\":\"user-id\",\"pattern\":"
