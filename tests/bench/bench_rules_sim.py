@@ -22,7 +22,9 @@ Also part of `make bench` (tests/bench/bench_run.py); alone:
                                       docs/bench/rules-sim.md unless KTE_BENCH_PUBLISH=0
 
 Environment: KTE_BENCH_RULES_REPS (default 5; 2 with KTE_BENCH_QUICK=1),
-KTE_BENCH_RULES_INVOKES (default 10), KTE_BENCH_RULES_LINES (default 1000),
+KTE_BENCH_RULES_INVOKES (default 25), KTE_BENCH_RULES_LINES (default 200: kinesis-local
+takes a few hundred records/s on a loaded machine, and an invoke's flush must
+end within KTE_FLUSH_TIMEOUT_MS or events are left for the shutdown deadline),
 and bench_run.py's KTE_BENCH_LAYER, KTE_BENCH_OUT.
 """
 
@@ -70,8 +72,11 @@ def env_int(name: str, default: int) -> int:
 def run_once(ctx, binary: str, cfg: tuple, rep: int, invokes: int, lines: int) -> Optional[dict]:
     cid, _, rules, expect = cfg
     stream = ctx.new_stream("rules")
-    env = h.kte_env(stream, ctx.kl.endpoint, FLUSH="end", BUFFER_TIMEOUT_MS=25, MAX_BUFFER_BYTES=256 * MiB,
-                    **rules)
+    # A long flush timeout: under load kinesis-local can take more than the
+    # default 2 s for an invoke's records, which would leave them to the
+    # shutdown deadline (and fail the run).
+    env = h.kte_env(stream, ctx.kl.endpoint, FLUSH="end", FLUSH_TIMEOUT_MS=20000, BUFFER_TIMEOUT_MS=25,
+                    MAX_BUFFER_BYTES=256 * MiB, **rules)
     env.update(LINES_PER_INVOKE=str(lines), LINE_BYTES=str(LINE_BYTES))
     wd = ctx.tmp / f"rules-{binary}-{cid}-r{rep}"
     res = b.sim_run(wd, ctx.binaries[binary], invokes, env, verbose=1, timeout=120, bootstrap=BOOTSTRAP,
@@ -106,8 +111,8 @@ def measure(ctx) -> dict:
     """Runs every configuration on every binary; ctx is bench_run's Ctx with
     kinesis-local started."""
     reps = env_int("KTE_BENCH_RULES_REPS", 2 if ctx.quick else 5)
-    invokes = env_int("KTE_BENCH_RULES_INVOKES", 3 if ctx.quick else 10)
-    lines = env_int("KTE_BENCH_RULES_LINES", 1000)
+    invokes = env_int("KTE_BENCH_RULES_INVOKES", 5 if ctx.quick else 25)
+    lines = env_int("KTE_BENCH_RULES_LINES", 200)
     lines -= lines % 4  # whole cycles of the runtime's 4 messages
     out: dict = {"reps": reps, "invokes": invokes, "lines": lines, "lineBytes": LINE_BYTES, "binaries": {}}
     for name in ctx.binaries:
