@@ -12,6 +12,7 @@ included), so a wrong decision on any single event fails the test.
 
 import json
 
+import pytest
 from test_extension import KTE, assert_clean_run, run_extension
 
 import harness
@@ -122,11 +123,17 @@ def test_min_level_json_format(kinesis_local, kinesis_proxy, stream, extension_b
     assert m["EventsReceived"] == m["EventsDelivered"] + m["EventsFiltered"] == len(run.delivered)
 
 
-def test_bad_rule_is_an_init_error(kinesis_local, kinesis_proxy, stream, extension_bin, lambda_sim, tmp_path):
-    run = run_extension(kinesis_local, kinesis_proxy, stream, tmp_path, invokes=1, read=False,
-                        kte={"REDACT": "email,phone"})
+@pytest.mark.parametrize("kte,problem", [
+    ({"REDACT": "email,phone"}, "unknown rule 'phone'"),
+    # a named custom rule may not take a built-in's name
+    ({"REDACT_REGEX": json.dumps(["x", {"name": "jwt", "pattern": "tok-[0-9]+"}])},
+     "KTE_REDACT_REGEX: pattern 2 name 'jwt' is a built-in rule's name"),
+], ids=["unknown-builtin", "named-custom-clash"])
+def test_bad_rule_is_an_init_error(kinesis_local, kinesis_proxy, stream, extension_bin, lambda_sim, tmp_path,
+                                   kte, problem):
+    run = run_extension(kinesis_local, kinesis_proxy, stream, tmp_path, invokes=1, read=False, kte=kte)
     errors = run.summary["init"]["errors"]
     text = json.dumps(errors) + run.res.stderr
     assert "Extension.RulesInvalid" in text, run.describe()
-    assert "unknown rule 'phone'" in text, run.describe()
+    assert problem in text, run.describe()
     assert KTE in text
