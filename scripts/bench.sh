@@ -12,6 +12,9 @@
 #   bash scripts/bench.sh profile    callgrind profile of a 100k-event run (build/bench/profile/)
 #   bash scripts/bench.sh rules      CPU per event of the processing rules (issue 15), glibc -O2
 #                                    and, once `make layer` ran, the layer's musl -Os toolchain
+#   bash scripts/bench.sh rules-sim  CPU the processing rules add in the layer and dev binaries under
+#                                    lambda-sim against kinesis-local (build/bench/rules-sim.{json,md},
+#                                    docs/bench/rules-sim.md); also part of the main run
 #   bash scripts/bench.sh micro      base64 and SHA-256 micro-benchmarks behind docs/bench/profile.md
 #   bash scripts/bench.sh chart [F]  redraw the chart from a results.json
 #   bash scripts/bench.sh flush      flush strategies on invocation traces only (docs/flush.md)
@@ -90,6 +93,9 @@ flush)
     need_gnuplot
     exec "$PYTHON" tests/bench/bench_flush.py
     ;;
+rules-sim)
+    exec "$PYTHON" tests/bench/bench_rules_sim.py
+    ;;
 cost)
     exec "$PYTHON" tests/bench/bench_cost.py
     ;;
@@ -111,7 +117,7 @@ chart)
     exec "$PYTHON" tests/bench/bench_chart.py "${2:-build/bench/results.json}"
     ;;
 *)
-    echo "usage: scripts/bench.sh [run|flush|profile|micro|chart [results.json]]" >&2
+    echo "usage: scripts/bench.sh [run|rules|rules-sim|cost|fleet|flush|profile|micro|chart [results.json]]" >&2
     exit 2
     ;;
 esac

@@ -21,6 +21,7 @@
 #define JIT_STACK_MAX (256u * 1024u)
 #define MAX_PATTERNS  64
 #define MAX_TYPES     32
+#define MAX_NAME      32 /* a custom rule's name; the marker must fit struct pattern */
 
 typedef bool (*validator_fn)(const char *s, size_t n);
 
@@ -39,9 +40,10 @@ enum feature {
 struct pattern {
     pcre2_code *code;
     enum kte_redact_rule rule;
-    unsigned need;      /* enum feature bits */
-    validator_fn valid; /* NULL: every match counts */
-    char marker[48];    /* [REDACTED:<rule>] */
+    unsigned need;              /* enum feature bits */
+    validator_fn valid;         /* NULL: every match counts */
+    char name[MAX_NAME + 1];    /* the rule's name: a built-in's, a custom one's or "custom" */
+    char marker[MAX_NAME + 12]; /* [REDACTED:<name>] */
 };
 
 struct kte_rules {
@@ -829,15 +831,20 @@ void kte_rules_scratch_free(struct kte_rules_scratch *s)
 
 /* ---- loading ------------------------------------------------------------- */
 
+/* Strings from a variable or the rules file; name[i] is set only for a
+ * custom redaction given as {"name": ..., "pattern": ...} (else NULL). */
 struct strlist {
     char *v[MAX_PATTERNS];
+    char *name[MAX_PATTERNS];
     size_t n;
 };
 
 static void strlist_free(struct strlist *l)
 {
-    for (size_t i = 0; i < l->n; i++)
+    for (size_t i = 0; i < l->n; i++) {
         free(l->v[i]);
+        free(l->name[i]);
+    }
     l->n = 0;
 }
 
@@ -850,6 +857,7 @@ static int strlist_add(struct strlist *l, const char *s, size_t n)
         return -1;
     memcpy(c, s, n);
     c[n] = '\0';
+    l->name[l->n] = NULL;
     l->v[l->n++] = c;
     return 0;
 }
@@ -871,29 +879,64 @@ static int split_commas(const char *v, struct strlist *l)
     return 0;
 }
 
-/* A JSON array of strings. */
-static int json_strings(const char *text, struct strlist *l, char *err, size_t errlen)
+__attribute__((format(printf, 3, 4))) static int efail(char *err, size_t errlen, const char *fmt,
+                                                       ...)
 {
-    yajl_val t = yajl_tree_parse(text, err, errlen);
-    if (!t)
-        return -1;
-    int rc = 0;
-    if (!YAJL_IS_ARRAY(t)) {
-        snprintf(err, errlen, "not a JSON array of strings");
-        rc = -1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* A custom redaction given as an object: {"name": NAME, "pattern": PATTERN},
+ * both strings, nothing else. */
+static int named_pattern(yajl_val e, size_t i, struct strlist *l, char *err, size_t errlen)
+{
+    const char *name = NULL, *pattern = NULL;
+    for (size_t k = 0; k < e->u.object.len; k++) {
+        const char *key = e->u.object.keys[k];
+        yajl_val v = e->u.object.values[k];
+        const char **dst = !strcmp(key, "name") ? &name : !strcmp(key, "pattern") ? &pattern : NULL;
+        if (!dst)
+            return efail(err, errlen,
+                         "element %zu: key \"%s\" is not understood; use \"name\" and "
+                         "\"pattern\"",
+                         i, key);
+        if (!YAJL_IS_STRING(v))
+            return efail(err, errlen, "element %zu: \"%s\" is not a string", i, key);
+        *dst = v->u.string;
     }
-    for (size_t i = 0; rc == 0 && i < t->u.array.len; i++) {
+    if (!name || !pattern)
+        return efail(err, errlen, "element %zu: an object needs both \"name\" and \"pattern\"", i);
+    char *n = strdup(name);
+    if (!n || strlist_add(l, pattern, strlen(pattern))) {
+        free(n);
+        return efail(err, errlen, "more than %d elements", MAX_PATTERNS);
+    }
+    l->name[l->n - 1] = n;
+    return 0;
+}
+
+/* A JSON array of strings; with named, custom redactions, whose elements
+ * may also be {"name": ..., "pattern": ...}. */
+static int json_list(yajl_val t, bool named, struct strlist *l, char *err, size_t errlen)
+{
+    if (!YAJL_IS_ARRAY(t))
+        return efail(err, errlen, "another JSON value");
+    for (size_t i = 0; i < t->u.array.len; i++) {
         yajl_val e = t->u.array.values[i];
-        if (!YAJL_IS_STRING(e)) {
-            snprintf(err, errlen, "element %zu is not a string", i + 1);
-            rc = -1;
+        if (named && YAJL_IS_OBJECT(e)) {
+            if (named_pattern(e, i + 1, l, err, errlen))
+                return -1;
+        } else if (!YAJL_IS_STRING(e)) {
+            return efail(err, errlen, "element %zu is not a string%s", i + 1,
+                         named ? " nor an object {\"name\": ..., \"pattern\": ...}" : "");
         } else if (strlist_add(l, e->u.string, strlen(e->u.string))) {
-            snprintf(err, errlen, "more than %d elements", MAX_PATTERNS);
-            rc = -1;
+            return efail(err, errlen, "more than %d elements", MAX_PATTERNS);
         }
     }
-    yajl_tree_free(t);
-    return rc;
+    return 0;
 }
 
 static const char *const known_types[] = {
@@ -1014,6 +1057,7 @@ static int set_redact(struct loader *L, const char *var, const struct strlist *l
             p->valid = builtins[b].valid;
             p->need = builtins[b].need;
             L->r->any_need |= p->need;
+            snprintf(p->name, sizeof p->name, "%s", builtins[b].name);
             snprintf(p->marker, sizeof p->marker, "[REDACTED:%s]", builtins[b].name);
         }
         if (!found)
@@ -1026,19 +1070,68 @@ static int set_redact(struct loader *L, const char *var, const struct strlist *l
     return 0;
 }
 
+/* Names every custom rule's marker may not take: the built-ins', and those
+ * the engine writes itself. */
+static const char *reserved_name(const char *name)
+{
+    for (int b = 0; b < KTE_RX_CUSTOM; b++)
+        if (!strcmp(name, builtins[b].name))
+            return "is a built-in rule's name (KTE_REDACT enables the built-in)";
+    if (!strcmp(name, "all"))
+        return "is reserved (KTE_REDACT=all names every built-in)";
+    if (!strcmp(name, "custom"))
+        return "is reserved (it marks custom patterns given without a name)";
+    if (!strcmp(name, "match-limit"))
+        return "is reserved (it marks strings a pattern gave up on)";
+    return NULL;
+}
+
+static int check_name(struct loader *L, const char *var, size_t i, const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > MAX_NAME)
+        return lfail(L, "%s: pattern %zu name '%s' must be 1 to %d characters long", var, i, name,
+                     MAX_NAME);
+    size_t bad = strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-");
+    if (bad < n)
+        return lfail(L,
+                     "%s: pattern %zu name '%s' has '%c' at offset %zu; use only A-Z, a-z, 0-9, "
+                     "'_', '.' and '-'",
+                     var, i, name, name[bad], bad);
+    const char *why = reserved_name(name);
+    if (why)
+        return lfail(L, "%s: pattern %zu name '%s' %s; choose another name", var, i, name, why);
+    for (size_t k = 0; k < L->r->n_redact; k++)
+        if (L->r->redact[k].rule == KTE_RX_CUSTOM && !strcmp(L->r->redact[k].name, name))
+            return lfail(L,
+                         "%s: pattern %zu name '%s' is already used by another pattern (names "
+                         "are unique across KTE_RULES_FILE and KTE_REDACT_REGEX)",
+                         var, i, name);
+    return 0;
+}
+
 static int set_custom(struct loader *L, const char *var, const struct strlist *l)
 {
     for (size_t i = 0; i < l->n; i++) {
         if (L->r->n_redact == MAX_PATTERNS)
             return lfail(L, "%s: more than %d redaction rules", var, MAX_PATTERNS);
-        char what[32];
-        snprintf(what, sizeof what, "pattern %zu", i + 1);
+        const char *name = l->name[i];
+        if (name && check_name(L, var, i + 1, name))
+            return -1;
+        char what[MAX_NAME + 40];
+        if (name)
+            snprintf(what, sizeof what, "pattern %zu ('%s')", i + 1, name);
+        else
+            snprintf(what, sizeof what, "pattern %zu", i + 1);
         struct pattern *p = &L->r->redact[L->r->n_redact];
         if (!(p->code = compile(L, var, what, l->v[i])))
             return -1;
         L->r->n_redact++;
         p->rule = KTE_RX_CUSTOM;
-        snprintf(p->marker, sizeof p->marker, "[REDACTED:custom]");
+        if (!name)
+            name = "custom";
+        snprintf(p->name, sizeof p->name, "%s", name);
+        snprintf(p->marker, sizeof p->marker, "[REDACTED:%s]", name);
     }
     L->any |= l->n > 0;
     return 0;
@@ -1092,15 +1185,10 @@ static int load_file(struct loader *L, const char *path)
         bool list_key =
             !strcmp(k, "excludeTypes") || !strcmp(k, "redact") || !strcmp(k, "redactRegex");
         if (list_key) {
-            if (!YAJL_IS_ARRAY(v))
-                rc = lfail(L, "%s must be an array of strings", var);
-            for (size_t j = 0; rc == 0 && j < v->u.array.len; j++) {
-                yajl_val e = v->u.array.values[j];
-                if (!YAJL_IS_STRING(e))
-                    rc = lfail(L, "%s: element %zu is not a string", var, j + 1);
-                else if (strlist_add(&l, e->u.string, strlen(e->u.string)))
-                    rc = lfail(L, "%s: more than %d elements", var, MAX_PATTERNS);
-            }
+            bool named = !strcmp(k, "redactRegex");
+            if (json_list(v, named, &l, err, sizeof err))
+                rc = lfail(L, "%s must be an array of %s: %s", var, named ? "patterns" : "strings",
+                           err);
             if (rc == 0)
                 rc = !strcmp(k, "excludeTypes") ? set_types(L, var, &l)
                      : !strcmp(k, "redact")     ? set_redact(L, var, &l)
@@ -1171,11 +1259,13 @@ int kte_rules_load(struct kte_rules **out, kte_rules_getenv_fn get, void *ctx, c
             t++;
         char err[200];
         if (*t == '[') {
-            if (json_strings(t, &l, err, sizeof err))
+            yajl_val j = yajl_tree_parse(t, err, sizeof err);
+            if (!j || json_list(j, true, &l, err, sizeof err))
                 rc = lfail(&L,
                            "KTE_REDACT_REGEX starts with '[' but is not a JSON array of "
-                           "strings: %s",
+                           "patterns: %s",
                            err);
+            yajl_tree_free(j);
         } else if (strlist_add(&l, v, strlen(v))) {
             rc = lfail(&L, "KTE_REDACT_REGEX: out of memory");
         }

@@ -12,7 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Redaction rules, counted per rule; every custom regex counts as CUSTOM. */
+/* Redaction rules, counted per rule; every custom regex counts as CUSTOM,
+ * named or not (its marker names it: [REDACTED:<name>], docs/rules.md). */
 enum kte_redact_rule {
     KTE_RX_EMAIL = 0,
     KTE_RX_CREDIT_CARD,

@@ -22,6 +22,8 @@ Environment:
   KTE_BENCH_KINESIS_LOCAL=0  skip the end-to-end runs against kinesis-local
   KTE_BENCH_PUBLISH=0   do not copy results.md and chart.svg to docs/bench/
   KTE_BENCH_OUT=DIR     output directory (default build/bench)
+  KTE_BENCH_RULES_REPS, KTE_BENCH_RULES_INVOKES, KTE_BENCH_RULES_LINES: the
+                        processing rules' runs (tests/bench/bench_rules_sim.py)
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ import bench_lib as b  # noqa: E402
 from bench_lib import h, mmm, percentile, rnd  # noqa: E402
 
 import bench_chart  # noqa: E402
+import bench_rules_sim  # noqa: E402
 
 REPO = b.REPO
 MiB = 1024 * 1024
@@ -597,6 +600,11 @@ def headline(R: dict) -> List[dict]:
             add("Events/s through the extension, null endpoint", name, tp["null"]["summary"].get("deliveredPerS"), "/s")
         if "kinesis-local" in tp:
             add("Events/s end to end, kinesis-local", name, tp["kinesis-local"]["summary"].get("deliveredPerS"), "/s")
+    for name, per in (R.get("rules") or {}).get("binaries", {}).items():
+        add("CPU added per 100-byte line, built-in redaction set (KTE_REDACT=all)", name,
+            per["builtin"].get("addedUsPerLine"), "µs", target_key="rulesBuiltinUs",
+            how="lambda-sim, kinesis-local, vs no rules")
+        add("CPU added per 100-byte line, 10 custom regexes", name, per["custom10"].get("addedUsPerLine"), "µs")
     if R.get("kinesisLocalReference"):
         c = R["kinesisLocalReference"]
         rows.append({"figure": "kinesis-local fed by botocore PutRecords (500 × %d B), reference" % c["recordBytes"],
@@ -678,6 +686,8 @@ def render_markdown(R: dict) -> str:
                          f"{fmt_mmm(sm['reportWaitMs'])} | {fmt_mmm(sm['flushMs'])} | "
                          f"{fmt_mmm(sm['eventsDelivered'], digits=0)} | {fmt_mmm(sm['droppedAtShutdown'], digits=0)} |")
         L.append("")
+    if R.get("rules"):
+        L.extend(bench_rules_sim.render(R["rules"]))
     if R["notes"] or R["problems"]:
         L.append("## Notes\n")
         for n in R["notes"]:
@@ -737,6 +747,7 @@ def main() -> int:
             R["drain"]["dev"]["kinesis-local"] = drain(ctx, "dev", "kinesis-local", reps=1)
             R["matrix"]["kinesis-local"] = run_matrix(ctx, kinesis_local_scenarios(ctx), "kinesis-local",
                                                       "sim/kinesis-local", base)
+            R["rules"] = bench_rules_sim.measure(ctx)
     except KeyboardInterrupt:
         ctx.problem("interrupted")
     finally:

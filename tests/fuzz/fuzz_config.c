@@ -100,6 +100,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_config(cfg);
     else
         FUZZ_CHECK(errtype[0] && msg[0] && FUZZ_TERMINATED(errtype) && FUZZ_TERMINATED(msg));
+    /* A bad rule (a named redaction's name, a pattern, ...) names its variable. */
+    if (!strcmp(errtype, "Extension.RulesInvalid"))
+        FUZZ_CHECK(!strncmp(msg, "KTE_", 4) || !strcmp(msg, "out of memory"));
     kte_config_free(cfg); /* the processing rules it may hold */
     free(cfg);
     free(copy);

@@ -12,6 +12,7 @@ included), so a wrong decision on any single event fails the test.
 
 import json
 
+import pytest
 from test_extension import KTE, assert_clean_run, run_extension
 
 import harness
@@ -36,7 +37,8 @@ def test_rules_accounting_and_redaction(kinesis_local, kinesis_proxy, stream, ex
         "EXCLUDE_TYPES": "platform.start,extension",
         "SAMPLE_RATE": str(rate),
         "EXCLUDE_REGEX": r"\bn=3 ",
-        "REDACT_REGEX": json.dumps([r"inv=\d+ n=2"]),
+        # An unnamed pattern (marker [REDACTED:custom]) and a named one.
+        "REDACT_REGEX": json.dumps([r"inv=\d+ n=2", {"name": "request-id", "pattern": r"rid=\S+"}]),
     }
     run = run_extension(kinesis_local, kinesis_proxy, stream, tmp_path, invokes=24, lines=3, log_format="json",
                         kte=kte)
@@ -44,7 +46,7 @@ def test_rules_accounting_and_redaction(kinesis_local, kinesis_proxy, stream, ex
 
     # The model: what happens to each delivered event, by seq (1-based).
     expected = {}  # seq -> exact event bytes in the stream
-    filtered = sampled = redacted = 0
+    filtered = sampled = redacted = named = 0
     kept_invokes = set()
     for seq, raw in enumerate(run.delivered, 1):
         ev = json.loads(raw)
@@ -68,6 +70,12 @@ def test_rules_accounting_and_redaction(kinesis_local, kinesis_proxy, stream, ex
                 assert raw.count(before) == 1
                 raw = raw.replace(before, b"[REDACTED:custom]")
                 redacted += 1
+            # Every kept line names its request id in the message ("rid=..."):
+            # the named rule's marker replaces it, the record's requestId stays.
+            before = f"rid={rid}".encode()
+            assert raw.count(before) == 1 and raw.count(rid.encode()) == 2, raw
+            raw = raw.replace(before, b"[REDACTED:request-id]")
+            named += 1
         expected[seq] = raw
 
     rids = run.request_ids()
@@ -91,7 +99,9 @@ def test_rules_accounting_and_redaction(kinesis_local, kinesis_proxy, stream, ex
     assert m["EventsDropped"] == 0
     assert m["EventsFiltered"] == filtered
     assert m["EventsSampledOut"] == sampled
-    assert m["RedactedCustom"] == redacted == len(kept_invokes)
+    # RedactedCustom: every custom rule's redactions, named or not.
+    assert redacted == len(kept_invokes) and named == 2 * len(kept_invokes)
+    assert m["RedactedCustom"] == redacted + named
     assert m["RedactedEmail"] == 0 and m["RulesMatchLimit"] == 0
     assert m["EventsReceived"] == m["EventsDelivered"] + m["EventsDropped"] + m["EventsFiltered"] + \
         m["EventsSampledOut"]
@@ -113,11 +123,17 @@ def test_min_level_json_format(kinesis_local, kinesis_proxy, stream, extension_b
     assert m["EventsReceived"] == m["EventsDelivered"] + m["EventsFiltered"] == len(run.delivered)
 
 
-def test_bad_rule_is_an_init_error(kinesis_local, kinesis_proxy, stream, extension_bin, lambda_sim, tmp_path):
-    run = run_extension(kinesis_local, kinesis_proxy, stream, tmp_path, invokes=1, read=False,
-                        kte={"REDACT": "email,phone"})
+@pytest.mark.parametrize("kte,problem", [
+    ({"REDACT": "email,phone"}, "unknown rule 'phone'"),
+    # a named custom rule may not take a built-in's name
+    ({"REDACT_REGEX": json.dumps(["x", {"name": "jwt", "pattern": "tok-[0-9]+"}])},
+     "KTE_REDACT_REGEX: pattern 2 name 'jwt' is a built-in rule's name"),
+], ids=["unknown-builtin", "named-custom-clash"])
+def test_bad_rule_is_an_init_error(kinesis_local, kinesis_proxy, stream, extension_bin, lambda_sim, tmp_path,
+                                   kte, problem):
+    run = run_extension(kinesis_local, kinesis_proxy, stream, tmp_path, invokes=1, read=False, kte=kte)
     errors = run.summary["init"]["errors"]
     text = json.dumps(errors) + run.res.stderr
     assert "Extension.RulesInvalid" in text, run.describe()
-    assert "unknown rule 'phone'" in text, run.describe()
+    assert problem in text, run.describe()
     assert KTE in text

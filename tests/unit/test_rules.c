@@ -359,6 +359,105 @@ static void test_match_limit(void **state)
     rt_free(&t);
 }
 
+/* Writes text to a new temporary file; path receives its name. */
+static void write_tmp(char *path, const char *text)
+{
+    strcpy(path, "/tmp/kte-rules-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+static void test_named_custom(void **state)
+{
+    (void)state;
+    struct rt t = {0};
+    /* Strings (named "custom", as before) and {"name","pattern"} objects mixed. */
+    kt_env_set(&t.env, "KTE_REDACT_REGEX",
+               "[\"order-[0-9]{6}\", {\"name\":\"order-id\",\"pattern\":\"ord-[0-9]{4}\"},"
+               " {\"pattern\":\"(?i)api_key=\\\\S+\",\"name\":\"api.key_2\"},"
+               " {\"name\":\"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345\",\"pattern\":\"zz+\"}]");
+    rt_load(&t);
+    assert_string_equal(apply(&t, fn_line("o order-123456 ord-1234 API_KEY=abc zzz.")),
+                        fn_line("o [REDACTED:custom] [REDACTED:order-id] [REDACTED:api.key_2] "
+                                "[REDACTED:ABCDEFGHIJKLMNOPQRSTUVWXYZ012345]."));
+    /* RedactedCustom counts every custom rule, named or not. */
+    assert_int_equal(t.oc.redactions[KTE_RX_CUSTOM], 4);
+    for (int i = 0; i < KTE_RX_CUSTOM; i++)
+        assert_int_equal(t.oc.redactions[i], 0);
+    /* Next to each other: one marker each. */
+    assert_string_equal(apply(&t, fn_line("ord-1234order-123456")),
+                        fn_line("[REDACTED:order-id][REDACTED:custom]"));
+    assert_string_equal(apply(&t, fn_line("xord-12345")), fn_line("x[REDACTED:order-id]5"));
+    /* JSON-format record: named markers in string values, valid JSON. */
+    const char *ev = "{\"time\":\"t\",\"type\":\"function\",\"record\":{\"message\":\"ord-\\u0031"
+                     "234\",\"k\":[\"api_key=\\\"x\\\"\"]}}";
+    assert_string_equal(apply(&t, ev), "{\"time\":\"t\",\"type\":\"function\",\"record\":{"
+                                       "\"message\":\"[REDACTED:order-id]\",\"k\":["
+                                       "\"[REDACTED:api.key_2]\"]}}");
+    assert_int_equal(t.oc.redactions[KTE_RX_CUSTOM], 2);
+    rt_free(&t);
+
+    /* A named rule together with the built-ins: each keeps its marker. */
+    memset(&t, 0, sizeof t);
+    kt_env_set(&t.env, "KTE_REDACT", "email");
+    kt_env_set(&t.env, "KTE_REDACT_REGEX", "[{\"name\":\"Email\",\"pattern\":\"mail=\\\\w+\"}]");
+    rt_load(&t);
+    assert_string_equal(apply(&t, fn_line("a@b.io mail=bob")),
+                        fn_line("[REDACTED:email] [REDACTED:Email]"));
+    assert_int_equal(t.oc.redactions[KTE_RX_EMAIL], 1);
+    assert_int_equal(t.oc.redactions[KTE_RX_CUSTOM], 1);
+    rt_free(&t);
+
+    /* Overlapping matches merge into one marker, named by the earliest
+     * match, at equal start by the rule listed first; counted once. */
+    memset(&t, 0, sizeof t);
+    kt_env_set(&t.env, "KTE_REDACT_REGEX",
+               "[{\"name\":\"p1\",\"pattern\":\"ab+\"}, {\"name\":\"p2\",\"pattern\":\"b+c\"},"
+               " {\"name\":\"p3\",\"pattern\":\"cd\"}, {\"name\":\"p4\",\"pattern\":\"c\"}]");
+    rt_load(&t);
+    assert_string_equal(apply(&t, fn_line("xabbbcy")), fn_line("x[REDACTED:p1]y"));
+    assert_int_equal(t.oc.redactions[KTE_RX_CUSTOM], 1);
+    assert_string_equal(apply(&t, fn_line("xbbcdy")), fn_line("x[REDACTED:p2]y"));
+    assert_string_equal(apply(&t, fn_line("cd c")), fn_line("[REDACTED:p3] [REDACTED:p4]"));
+    assert_int_equal(t.oc.redactions[KTE_RX_CUSTOM], 2);
+    rt_free(&t);
+
+    /* One pattern, not starting with '[': as before, named "custom". */
+    memset(&t, 0, sizeof t);
+    kt_env_set(&t.env, "KTE_REDACT_REGEX", "{\"name\":\"x\"}");
+    rt_load(&t);
+    assert_string_equal(apply(&t, fn_line("a {\\\"name\\\":\\\"x\\\"} b")),
+                        fn_line("a [REDACTED:custom] b"));
+    rt_free(&t);
+
+    /* docs/rules.md's example. */
+    memset(&t, 0, sizeof t);
+    kt_env_set(
+        &t.env, "KTE_REDACT_REGEX",
+        "[\"(?i)password=\\\\S+\", {\"name\": \"order-id\", \"pattern\": \"order-[0-9]{6}\"},"
+        " {\"name\": \"user.id\", \"pattern\": \"uid=[0-9]+\"}]");
+    rt_load(&t);
+    assert_string_equal(apply(&t, fn_line("paid order-123456 uid=42 password=x")),
+                        fn_line("paid [REDACTED:order-id] [REDACTED:user.id] [REDACTED:custom]"));
+    rt_free(&t);
+
+    /* The rules file's redactRegex takes the same forms; the variable adds. */
+    char path[32];
+    write_tmp(path, "{\"redactRegex\":[\"tok-[a-z]+\",{\"name\":\"user-id\",\"pattern\":"
+                    "\"uid=[0-9]+\"}]}");
+    memset(&t, 0, sizeof t);
+    kt_env_set(&t.env, "KTE_RULES_FILE", path);
+    kt_env_set(&t.env, "KTE_REDACT_REGEX", "[{\"name\":\"session\",\"pattern\":\"sid=[0-9]+\"}]");
+    rt_load(&t);
+    assert_string_equal(apply(&t, fn_line("tok-abc uid=42 sid=7")),
+                        fn_line("[REDACTED:custom] [REDACTED:user-id] [REDACTED:session]"));
+    assert_int_equal(t.oc.redactions[KTE_RX_CUSTOM], 3);
+    rt_free(&t);
+    unlink(path);
+}
+
 static void expect_load_error(const char *var, const char *val, const char *needle)
 {
     struct kt_env env = {0};
@@ -395,6 +494,113 @@ static void test_load_errors(void **state)
     kt_env_set(&env, "KTE_SAMPLE_RATE", "1");
     assert_int_equal(kte_rules_load(&r, kt_env_get, &env, msg, sizeof msg), 0);
     assert_null(r);
+}
+
+/* The message must be exactly want. */
+static void expect_load_message(const char *var, const char *val, const char *want)
+{
+    struct kt_env env = {0};
+    kt_env_set(&env, var, val);
+    struct kte_rules *r = (struct kte_rules *)1;
+    char msg[512] = "";
+    assert_int_equal(kte_rules_load(&r, kt_env_get, &env, msg, sizeof msg), -1);
+    assert_null(r);
+    assert_string_equal(msg, want);
+}
+
+static void test_named_custom_errors(void **state)
+{
+    (void)state;
+    const char *v = "KTE_REDACT_REGEX";
+#define NAMED(name) "[\"a\", {\"name\":\"" name "\",\"pattern\":\"x\"}]"
+    expect_load_message(v, NAMED(""),
+                        "KTE_REDACT_REGEX: pattern 2 name '' must be 1 to 32 characters long");
+    expect_load_message(v, NAMED("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456"),
+                        "KTE_REDACT_REGEX: pattern 2 name 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456' must "
+                        "be 1 to 32 characters long");
+    expect_load_message(v, NAMED("order id"),
+                        "KTE_REDACT_REGEX: pattern 2 name 'order id' has ' ' at offset 5; use only "
+                        "A-Z, a-z, 0-9, '_', '.' and '-'");
+    expect_load_message(v, NAMED("x]y"),
+                        "KTE_REDACT_REGEX: pattern 2 name 'x]y' has ']' at offset 1; use only A-Z, "
+                        "a-z, 0-9, '_', '.' and '-'");
+    expect_load_message(
+        v, NAMED("caf\xc3\xa9"),
+        "KTE_REDACT_REGEX: pattern 2 name 'caf\xc3\xa9' has '\xc3' at offset 3; use "
+        "only A-Z, a-z, 0-9, '_', '.' and '-'");
+    static const char *const builtin[] = {"email",          "credit-card", "aws-access-key-id",
+                                          "aws-secret-key", "jwt",         "bearer-token",
+                                          "ip-address"};
+    for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++) {
+        char val[128], want[256];
+        snprintf(val, sizeof val, "[\"a\", {\"name\":\"%s\",\"pattern\":\"x\"}]", builtin[i]);
+        snprintf(want, sizeof want,
+                 "KTE_REDACT_REGEX: pattern 2 name '%s' is a built-in rule's name (KTE_REDACT "
+                 "enables the built-in); choose another name",
+                 builtin[i]);
+        expect_load_message(v, val, want);
+    }
+    expect_load_message(v, NAMED("all"),
+                        "KTE_REDACT_REGEX: pattern 2 name 'all' is reserved (KTE_REDACT=all names "
+                        "every built-in); choose another name");
+    expect_load_message(v, NAMED("custom"),
+                        "KTE_REDACT_REGEX: pattern 2 name 'custom' is reserved (it marks custom "
+                        "patterns given without a name); choose another name");
+    expect_load_message(v, NAMED("match-limit"),
+                        "KTE_REDACT_REGEX: pattern 2 name 'match-limit' is reserved (it marks "
+                        "strings a pattern gave up on); choose another name");
+#undef NAMED
+    expect_load_message(v,
+                        "[{\"name\":\"o\",\"pattern\":\"a\"}, {\"name\":\"p\",\"pattern\":\"b\"}, "
+                        "{\"name\":\"o\",\"pattern\":\"c\"}]",
+                        "KTE_REDACT_REGEX: pattern 3 name 'o' is already used by another pattern "
+                        "(names are unique across KTE_RULES_FILE and KTE_REDACT_REGEX)");
+    expect_load_message(v, "[\"a\", {\"name\":\"order-id\",\"pattern\":\"[z-a]\"}]",
+                        "KTE_REDACT_REGEX: pattern 2 ('order-id') '[z-a]' is not a valid PCRE2 "
+                        "regex: range out of order in character class at offset 3");
+    /* The object's shape. */
+    expect_load_message(v, "[{\"name\":\"o\"}]",
+                        "KTE_REDACT_REGEX starts with '[' but is not a JSON array of patterns: "
+                        "element 1: an object needs both \"name\" and \"pattern\"");
+    expect_load_message(v, "[\"a\", {\"pattern\":\"x\"}]",
+                        "KTE_REDACT_REGEX starts with '[' but is not a JSON array of patterns: "
+                        "element 2: an object needs both \"name\" and \"pattern\"");
+    expect_load_message(v, "[{\"name\":\"o\",\"pattern\":\"x\",\"flags\":\"i\"}]",
+                        "KTE_REDACT_REGEX starts with '[' but is not a JSON array of patterns: "
+                        "element 1: key \"flags\" is not understood; use \"name\" and \"pattern\"");
+    expect_load_message(v, "[{\"name\":7,\"pattern\":\"x\"}]",
+                        "KTE_REDACT_REGEX starts with '[' but is not a JSON array of patterns: "
+                        "element 1: \"name\" is not a string");
+    expect_load_message(
+        v, "[[\"x\"]]",
+        "KTE_REDACT_REGEX starts with '[' but is not a JSON array of patterns: "
+        "element 1 is not a string nor an object {\"name\": ..., \"pattern\": ...}");
+
+    /* In the rules file, and across the file and the variable. */
+    char path[32], want[512];
+    write_tmp(path, "{\"redactRegex\":[{\"name\":\"jwt\",\"pattern\":\"x\"}]}");
+    expect_load_message("KTE_RULES_FILE", path,
+                        "KTE_RULES_FILE key \"redactRegex\": pattern 1 name 'jwt' is a built-in "
+                        "rule's name (KTE_REDACT enables the built-in); choose another name");
+    unlink(path);
+    write_tmp(path, "{\"redact\":[{\"name\":\"n\",\"pattern\":\"x\"}]}");
+    expect_load_message("KTE_RULES_FILE", path,
+                        "KTE_RULES_FILE key \"redact\" must be an array of strings: element 1 is "
+                        "not a string");
+    unlink(path);
+    write_tmp(path, "{\"redactRegex\":[{\"name\":\"n\",\"pattern\":\"x\"}]}");
+    struct kt_env env = {0};
+    kt_env_set(&env, "KTE_RULES_FILE", path);
+    kt_env_set(&env, "KTE_REDACT_REGEX", "[\"y\", {\"name\":\"n\",\"pattern\":\"z\"}]");
+    struct kte_rules *r = NULL;
+    char msg[512];
+    assert_int_equal(kte_rules_load(&r, kt_env_get, &env, msg, sizeof msg), -1);
+    assert_null(r);
+    snprintf(want, sizeof want,
+             "KTE_REDACT_REGEX: pattern 2 name 'n' is already used by another pattern (names are "
+             "unique across KTE_RULES_FILE and KTE_REDACT_REGEX)");
+    assert_string_equal(msg, want);
+    unlink(path);
 }
 
 static void test_rules_file(void **state)
@@ -436,12 +642,13 @@ static void test_rules_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_email),       cmocka_unit_test(test_credit_card),
-        cmocka_unit_test(test_aws_keys),    cmocka_unit_test(test_jwt_bearer),
-        cmocka_unit_test(test_ip),          cmocka_unit_test(test_json_validity),
-        cmocka_unit_test(test_levels),      cmocka_unit_test(test_types_and_regex),
-        cmocka_unit_test(test_sampling),    cmocka_unit_test(test_match_limit),
-        cmocka_unit_test(test_load_errors), cmocka_unit_test(test_rules_file),
+        cmocka_unit_test(test_email),        cmocka_unit_test(test_credit_card),
+        cmocka_unit_test(test_aws_keys),     cmocka_unit_test(test_jwt_bearer),
+        cmocka_unit_test(test_ip),           cmocka_unit_test(test_json_validity),
+        cmocka_unit_test(test_levels),       cmocka_unit_test(test_types_and_regex),
+        cmocka_unit_test(test_sampling),     cmocka_unit_test(test_match_limit),
+        cmocka_unit_test(test_load_errors),  cmocka_unit_test(test_rules_file),
+        cmocka_unit_test(test_named_custom), cmocka_unit_test(test_named_custom_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
