@@ -86,6 +86,10 @@ install() {
     ln -sfn "../$TOOL_PKG/bin/node" "$TOOL_BIN/node"
     ln -sfn ../npm/bin/npm-cli.js "$TOOL_BIN/npm"
     ln -sfn ../npm/bin/npx-cli.js "$TOOL_BIN/npx"
+    # tools/node's npm would read its global npmrc under its own prefix; keep
+    # the system npm's (Debian: /etc/npmrc, where proxy, registry and cafile
+    # settings live), as exec passes it on.
+    npm config get globalconfig >"$TOOL/node_modules/.kte-npm-globalconfig" 2>/dev/null || true
     echo "$want" >"$stamp"
   fi
   [ "$(major "$TOOL_BIN/node")" -ge "$need" ] 2>/dev/null ||
@@ -107,6 +111,10 @@ case ${1:-} in
     if [ -z "$dir" ]; then
       install
       dir=$(node_dir "$(need_major)")
+    fi
+    if [ "$dir" = "$TOOL_BIN" ] && [ -z "${npm_config_globalconfig:-}" ] && [ -s "$TOOL/node_modules/.kte-npm-globalconfig" ]; then
+      npm_config_globalconfig=$(cat "$TOOL/node_modules/.kte-npm-globalconfig")
+      export npm_config_globalconfig
     fi
     PATH=$dir:$PATH exec "$@"
     ;;

@@ -15,7 +15,7 @@ describe('node', () => {
     const major = Number(process.versions.node.split('.')[0]);
     assert.ok(
       major >= Number(m[1]),
-      `node ${process.version} is older than AWS CDK supports (${m[1]}.x or later): run make test-infra, or put $(scripts/cdk-node.sh bin) first on PATH`,
+      `node ${process.version} is older than AWS CDK supports (${m[1]}.x or later): run make test-infra, or npm test under scripts/cdk-node.sh exec`,
     );
   });
 });
