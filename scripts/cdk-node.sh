@@ -107,10 +107,13 @@ case ${1:-} in
     shift
     [ $# -gt 0 ] || die "exec needs a command"
     quiet=1
-    dir=$(node_dir "$(need_major)")
-    if [ -z "$dir" ]; then
-      install
-      dir=$(node_dir "$(need_major)")
+    need=$(need_major)
+    sys=$(command -v node || true)
+    if [ -n "$sys" ] && [ "$(major "$sys")" -ge "$need" ] 2>/dev/null; then
+      dir=$(dirname "$sys")
+    else
+      install # quick when tools/node is up to date with its lockfile
+      dir=$TOOL_BIN
     fi
     if [ "$dir" = "$TOOL_BIN" ] && [ -z "${npm_config_globalconfig:-}" ] && [ -s "$TOOL/node_modules/.kte-npm-globalconfig" ]; then
       npm_config_globalconfig=$(cat "$TOOL/node_modules/.kte-npm-globalconfig")
