@@ -103,18 +103,22 @@ $(LAYER_ZIPS) &: $(LAYER_INPUTS)
 test-layer:
 	bash tests/layer/run.sh
 
-# infra/: npm ci only when the lockfile changed.
+# infra/ runs on a Node that AWS CDK supports: the system's if new enough,
+# else tools/node's (scripts/cdk-node.sh installs and picks it). npm ci only
+# when the lockfile changed; --engine-strict fails on EBADENGINE instead of
+# warning.
+CDK_NODE   := bash $(CURDIR)/scripts/cdk-node.sh exec
 INFRA_DEPS := infra/node_modules/.package-lock.json
-$(INFRA_DEPS): infra/package.json infra/package-lock.json
-	cd infra && npm ci --no-audit --no-fund
+$(INFRA_DEPS): infra/package.json infra/package-lock.json tools/node/package-lock.json
+	cd infra && $(CDK_NODE) npm ci --no-audit --no-fund --engine-strict
 	@touch $@
 
 # Builds the layer zips first unless CDK_CONTEXT points elsewhere (-c layerDir=DIR).
 synth: $(INFRA_DEPS) $(if $(findstring layerDir,$(CDK_CONTEXT)),,$(LAYER_ZIPS))
-	cd infra && npm run --silent synth -- $(CDK_CONTEXT)
+	cd infra && $(CDK_NODE) npm run --silent synth -- $(CDK_CONTEXT)
 
 test-infra: $(INFRA_DEPS)
-	cd infra && npm test
+	cd infra && $(CDK_NODE) npm test
 
 # README's two commands (make demo, make test) as root in a pristine Debian
 # root (debootstrap minbase + git, make, ca-certificates) from a clean clone of

@@ -7,6 +7,8 @@
 #     nodejs/npm are skipped when `node` and `npm` are already on PATH.
 #  2. tools/kinesis-local: `npm ci` when node_modules is missing or stale
 #     (package-lock.json changed since the last install).
+#  3. A Node.js that AWS CDK supports, for infra/: the one on PATH if new
+#     enough, else tools/node's pinned build (scripts/cdk-node.sh).
 #
 # Options: -q  print nothing when there is nothing to do.
 set -euo pipefail
@@ -73,3 +75,6 @@ else
   (cd "$dg" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
   echo "$dwant" > "$dstamp"
 fi
+
+# The Node for infra/ (the CDK app): Debian 12's and 13's are older than AWS CDK supports.
+bash scripts/cdk-node.sh install $([ "$quiet" = 1 ] && echo -q)
