@@ -161,6 +161,12 @@ static void test_malformed_answers(void **state)
                      -1);
     /* An indefinite text with a byte-string chunk. */
     assert_int_equal(parse("\x7f\x41x\xff", 4, 1, res), -1);
+    /* Text that is not UTF-8 (a stray continuation byte, an overlong form, a
+     * surrogate), as a key, a code, or a chunk. */
+    assert_int_equal(parse("\xa1\x62\xc3\x28\x00", 5, 1, res), -1);
+    assert_int_equal(parse("\xa1\x61x\x62\xc0\xaf", 6, 1, res), -1);
+    assert_int_equal(parse("\xa1\x61x\x63\xed\xa0\x80", 7, 1, res), -1);
+    assert_int_equal(parse("\xa1\x7f\x61\xff\xff\x00", 6, 1, res), -1);
     /* Empty body. */
     assert_int_equal(parse("", 0, 1, res), -1);
 }
