@@ -285,6 +285,42 @@ static int item_done(struct walk *w)
     return 0;
 }
 
+/* RFC 3629 UTF-8 (no overlong forms, surrogates or code points past
+ * U+10FFFF): CBOR text must be, and yajl checks as much of JSON text. */
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t len;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            len = 2, cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3, cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4, cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (n - i < len)
+            return false;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
 /* A complete text: a key or a string value. */
 static int text_done(struct walk *w, const unsigned char *s, size_t n)
 {
@@ -317,6 +353,8 @@ static int string_chunk(struct walk *w, const struct item_seen *it)
     if (it->kind != (f->kind == FR_TEXT ? IT_TEXT : IT_BYTES))
         return fail(w, "an indefinite-length string holds something else than its chunks");
     if (f->kind == FR_TEXT) {
+        if (!utf8_valid(it->data, (size_t)it->len))
+            return fail(w, "text that is not UTF-8");
         size_t room = sizeof w->text - w->text_len;
         size_t k = it->len < room ? (size_t)it->len : room;
         memcpy(w->text + w->text_len, it->data, k);
@@ -360,6 +398,8 @@ static int step(struct walk *w, const struct item_seen *it, size_t bytes_left)
     case IT_BYTES:
         return value_done(w);
     case IT_TEXT:
+        if (!utf8_valid(it->data, (size_t)it->len))
+            return fail(w, "text that is not UTF-8");
         return text_done(w, it->data, (size_t)it->len);
     case IT_TEXT_START:
     case IT_BYTES_START:
