@@ -240,7 +240,8 @@ struct walk {
     void *ctx;
     struct frame st[KTE_CBOR_MAX_DEPTH];
     int depth;
-    bool done; /* the top-level item is complete */
+    bool done;   /* the top-level item is complete */
+    bool tagged; /* the last item was a tag: a data item must follow */
     char text[KTE_CBOR_TEXT_MAX];
     size_t text_len;
     const char *why; /* the failure, for err */
@@ -391,6 +392,8 @@ static int step(struct walk *w, const struct item_seen *it, size_t bytes_left)
     if (w->depth > 0 &&
         (w->st[w->depth - 1].kind == FR_TEXT || w->st[w->depth - 1].kind == FR_BYTES))
         return string_chunk(w, it);
+    bool tagged = w->tagged;
+    w->tagged = it->kind == IT_TAG;
     switch (it->kind) {
     case IT_TAG:
         return 0; /* tags qualify the next item; its value is what counts */
@@ -414,8 +417,8 @@ static int step(struct walk *w, const struct item_seen *it, size_t bytes_left)
         return container(w, it, bytes_left);
     case IT_BREAK: {
         struct frame *f = w->depth > 0 ? &w->st[w->depth - 1] : NULL;
-        if (!f || !f->indefinite || (f->kind == FR_MAP && f->want_value))
-            return fail(w, "a break outside an indefinite-length container, or after a key");
+        if (!f || !f->indefinite || (f->kind == FR_MAP && f->want_value) || tagged)
+            return fail(w, "a break outside an indefinite-length container, or after a key or tag");
         w->depth--;
         int ok = f->kind == FR_MAP ? (!w->cb->yajl_end_map || w->cb->yajl_end_map(w->ctx))
                                    : (!w->cb->yajl_end_array || w->cb->yajl_end_array(w->ctx));
