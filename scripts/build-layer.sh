@@ -36,14 +36,11 @@ cd "$REPO"
 . scripts/layer/deps.sh
 
 # ---- CBOR (KTE_PROTOCOL=cbor, issue 11; src/kte_cbor.c) ----------------------
-# Not in the layer yet: the layer binary is built with -DKTE_WITH_CBOR=OFF, so
-# its KTE_PROTOCOL defaults to json and KTE_PROTOCOL=cbor is an init error
-# saying CBOR is not built in (README, "Wire protocol"). The way in: libcbor
-# built by scripts/layer/deps.sh (trixie's 0.10.2: this build host's mirror
-# serves its orig tarball, whose sha256 trixie's signed Sources index lists,
-# but not its .dsc), then ON here. Kept out of versions.sh and deps.sh, whose
-# text is the dependency cache's key.
-KTE_LAYER_CBOR=OFF
+# libcbor is in the dependencies (scripts/layer/versions.sh). OFF builds a
+# layer binary without it: KTE_PROTOCOL then defaults to json and
+# KTE_PROTOCOL=cbor is an init error saying CBOR is not built in. Kept out of
+# versions.sh and deps.sh, whose text is the dependency cache's key.
+KTE_LAYER_CBOR=ON
 # ---- end CBOR -----------------------------------------------------------------
 
 ARCHES=()
