@@ -35,6 +35,14 @@ cd "$REPO"
 # shellcheck source=layer/deps.sh
 . scripts/layer/deps.sh
 
+# ---- CBOR (KTE_PROTOCOL=cbor, issue 11; src/kte_cbor.c) ----------------------
+# libcbor is in the dependencies (scripts/layer/versions.sh). OFF builds a
+# layer binary without it: KTE_PROTOCOL then defaults to json and
+# KTE_PROTOCOL=cbor is an init error saying CBOR is not built in. Kept out of
+# versions.sh and deps.sh, whose text is the dependency cache's key.
+KTE_LAYER_CBOR=ON
+# ---- end CBOR -----------------------------------------------------------------
+
 ARCHES=()
 JOBS=${JOBS:-2}
 CLEAN=0
@@ -87,6 +95,7 @@ build_extension() {
     cmake -S "$REPO" -B "$cm" -DCMAKE_BUILD_TYPE=MinSizeRel \
       -DCMAKE_TOOLCHAIN_FILE="$ARCH_DIR/toolchain.cmake" \
       -DKTE_STATIC=ON -DKTE_TESTS=OFF -DKTE_SANITIZE=OFF \
+      -DKTE_WITH_CBOR="$KTE_LAYER_CBOR" \
       -DKTE_LIBC_VERSION="musl/$(pkg_upstream "$(pkg_version "$(pin_of musl)")")" \
       -DKTE_BUILD_SOURCES="${KTE_LAYER_SOURCES[*]}" \
       -DCMAKE_C_FLAGS="$DEP_CFLAGS $EXT_CFLAGS" \

@@ -21,6 +21,7 @@ say() { [ "$quiet" = 1 ] || echo "install-deps: $*"; }
 packages=(
   build-essential cmake pkg-config clang-format libtsan2
   libcurl4-openssl-dev libmicrohttpd-dev libyajl-dev libssl-dev libcmocka-dev libpcre2-dev
+  libcbor-dev python3-cbor2  # KTE_PROTOCOL=cbor (issue 11): the encoder/decoder and the fault proxy
   zlib1g-dev libzstd-dev zstd python3-zstandard
   python3 python3-pytest python3-botocore awscli
   util-linux ca-certificates

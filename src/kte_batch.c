@@ -1,5 +1,7 @@
 #include "kte_batch.h"
 
+#include "kte_cbor.h"
+
 #include <limits.h>
 #include <openssl/evp.h>
 #include <stdbool.h>
@@ -215,6 +217,20 @@ static const yajl_callbacks err_callbacks = {
     err_close, err_start_array, err_close,
 };
 
+/* The code found by a parse (parsed: it succeeded); frees what it kept. */
+static int err_result(struct err_state *st, bool parsed, char *code, size_t code_len)
+{
+    const char *t = st->found[ERR_KEY_TYPE] ? st->found[ERR_KEY_TYPE] : st->found[ERR_KEY_CODE];
+    int rc = -1;
+    if (parsed && !st->oom && t) {
+        normalise_code(t, code, code_len);
+        rc = 0;
+    }
+    free(st->found[ERR_KEY_TYPE]);
+    free(st->found[ERR_KEY_CODE]);
+    return rc;
+}
+
 int kte_batch_error_code(const char *body, size_t len, char *code, size_t code_len)
 {
     struct err_state st = {0};
@@ -227,15 +243,15 @@ int kte_batch_error_code(const char *body, size_t len, char *code, size_t code_l
     if (ys == yajl_status_ok)
         ys = yajl_complete_parse(h);
     yajl_free(h);
-    const char *t = st.found[ERR_KEY_TYPE] ? st.found[ERR_KEY_TYPE] : st.found[ERR_KEY_CODE];
-    int rc = -1;
-    if (ys == yajl_status_ok && !st.oom && t) {
-        normalise_code(t, code, code_len);
-        rc = 0;
-    }
-    free(st.found[ERR_KEY_TYPE]);
-    free(st.found[ERR_KEY_CODE]);
-    return rc;
+    return err_result(&st, ys == yajl_status_ok, code, code_len);
+}
+
+int kte_batch_error_code_cbor(const void *body, size_t len, char *code, size_t code_len)
+{
+    struct err_state st = {0};
+    char err[120];
+    int rc = kte_cbor_walk(body, len, &err_callbacks, &st, err, sizeof err);
+    return err_result(&st, rc == 0, code, code_len);
 }
 
 /* Streaming parse of a PutRecords answer: only the Records array's entries
@@ -344,6 +360,15 @@ static const yajl_callbacks resp_callbacks = {
     resp_end_map, resp_start_array, resp_end_array,
 };
 
+static int resp_result(const struct resp_state *st, char *err, size_t errlen)
+{
+    if (st->count != st->n) {
+        snprintf(err, errlen, "response has %zu results for %zu records", st->count, st->n);
+        return -1;
+    }
+    return st->failed;
+}
+
 int kte_batch_parse_response(const char *body, size_t len, size_t n, struct kte_rec_result *results,
                              char *err, size_t errlen)
 {
@@ -363,9 +388,16 @@ int kte_batch_parse_response(const char *body, size_t len, size_t n, struct kte_
         snprintf(err, errlen, "response is not JSON");
         return -1;
     }
-    if (st.count != n) {
-        snprintf(err, errlen, "response has %zu results for %zu records", st.count, n);
+    return resp_result(&st, err, errlen);
+}
+
+int kte_batch_parse_response_cbor(const void *body, size_t len, size_t n,
+                                  struct kte_rec_result *results, char *err, size_t errlen)
+{
+    struct resp_state st = {0};
+    st.results = results;
+    st.n = n;
+    if (kte_cbor_walk(body, len, &resp_callbacks, &st, err, errlen) != 0)
         return -1;
-    }
-    return st.failed;
+    return resp_result(&st, err, errlen);
 }

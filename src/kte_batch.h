@@ -1,4 +1,5 @@
-/* PutRecords request bodies and responses (awsJson1.1, Kinesis_20131202). */
+/* PutRecords request bodies and responses (awsJson1.1, Kinesis_20131202; the
+ * CBOR protocol's body is written by kte_cbor.h, its answers read here). */
 #ifndef KTE_BATCH_H
 #define KTE_BATCH_H
 
@@ -49,9 +50,16 @@ struct kte_rec_result {
 int kte_batch_parse_response(const char *body, size_t len, size_t n, struct kte_rec_result *results,
                              char *err, size_t errlen);
 
+/* The same for an answer in Kinesis's CBOR protocol (KTE_PROTOCOL=cbor,
+ * kte_cbor.h); -1 too when built without CBOR. */
+int kte_batch_parse_response_cbor(const void *body, size_t len, size_t n,
+                                  struct kte_rec_result *results, char *err, size_t errlen);
+
 /* Error code of an error response (__type, without any "namespace#" prefix or
  * ":uri" suffix; falls back to "code"). Returns 0 when found. */
 int kte_batch_error_code(const char *body, size_t len, char *code, size_t code_len);
+/* The same for a CBOR error body. */
+int kte_batch_error_code_cbor(const void *body, size_t len, char *code, size_t code_len);
 
 /* Whether a Kinesis error code (per record or for a whole request) is worth
  * retrying: throttling and internal failures are; validation, permissions

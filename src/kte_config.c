@@ -1,5 +1,6 @@
 #include "kte_config.h"
 
+#include "kte_cbor.h"
 #include "kte_creds.h"
 #include "kte_log.h"
 #include "kte_rules.h"
@@ -269,6 +270,23 @@ static int load_record_format(struct ctx *c, struct kte_config *cfg)
                     "consumers (KCL, Firehose) do not decompress records; use ndjson or "
                     "event with compression, or kpl without",
                     comp[i]);
+    return 0;
+}
+
+/* cbor by default where it is built in (README, "Wire protocol"); a build
+ * without libcbor refuses it rather than quietly sending JSON. */
+static int load_protocol(struct ctx *c, struct kte_config *cfg)
+{
+    static const char *const names[] = {"json", "cbor", NULL};
+    int i;
+    if (get_choice(c, "KTE_PROTOCOL", names,
+                   kte_cbor_available() ? KTE_PROTOCOL_CBOR : KTE_PROTOCOL_JSON, &i))
+        return -1;
+    cfg->protocol = (enum kte_protocol)i;
+    if (cfg->protocol == KTE_PROTOCOL_CBOR && !kte_cbor_available())
+        return fail(c, ERR_INVALID,
+                    "KTE_PROTOCOL=cbor is not built into this binary (it was built without "
+                    "libcbor); use KTE_PROTOCOL=json");
     return 0;
 }
 
@@ -649,8 +667,8 @@ int kte_config_load(struct kte_config *cfg, kte_getenv_fn getenv_fn, void *env, 
                     "KTE_BUFFER_MAX_BYTES=%ld (up to about twice that); use at least %ld",
                     cfg->max_body_bytes, cfg->buffer_max_bytes, 2 * cfg->buffer_max_bytes);
 
-    if (load_partition_key(&c, cfg) || load_record_format(&c, cfg) || load_flush(&c, cfg) ||
-        load_buffer(&c, cfg))
+    if (load_partition_key(&c, cfg) || load_record_format(&c, cfg) || load_protocol(&c, cfg) ||
+        load_flush(&c, cfg) || load_buffer(&c, cfg))
         return -1;
     if (get_long(&c, "KTE_FLUSH_WAIT_MS", 0, 0, 900000, " (0 waits until the invoke's deadline)",
                  &cfg->flush_wait_ms) ||

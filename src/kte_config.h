@@ -41,6 +41,9 @@ enum kte_record_format { KTE_FORMAT_EVENT = 0, KTE_FORMAT_KPL, KTE_FORMAT_NDJSON
 /* KTE_COMPRESSION: per record, for `event` and `ndjson` (kte_compress.h). */
 enum kte_compression { KTE_COMPRESSION_NONE = 0, KTE_COMPRESSION_GZIP, KTE_COMPRESSION_ZSTD };
 
+/* KTE_PROTOCOL: how PutRecords travels (kte_cbor.h). */
+enum kte_protocol { KTE_PROTOCOL_JSON = 0, KTE_PROTOCOL_CBOR };
+
 enum kte_overflow { KTE_OVERFLOW_DROP_OLDEST = 0, KTE_OVERFLOW_DROP_NEWEST };
 
 #define KTE_CFG_STR 512
@@ -87,6 +90,7 @@ struct kte_config {
     long flush_timeout_ms;  /* longest an end-of-invoke flush may hold up the invoke */
     enum kte_record_format record_format;
     enum kte_compression compression;
+    enum kte_protocol protocol;
     long max_record_bytes;  /* data + partition key: 1 MiB, or up to 10 MiB if the stream allows */
     long max_request_bytes; /* data + partition keys per PutRecords call, up to 10 MiB */
     long max_buffer_bytes;  /* memory for buffered records, in-flight ones included */

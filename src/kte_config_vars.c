@@ -22,6 +22,7 @@ const struct kte_config_var kte_config_vars[] = {
     {"KTE_FLUSH_TIMEOUT_MS", "longest an end-of-invoke flush may hold up the invoke"},
     {"KTE_RECORD_FORMAT", "event, kpl or ndjson: how events become Kinesis records"},
     {"KTE_COMPRESSION", "none, gzip or zstd per record (event and ndjson)"},
+    {"KTE_PROTOCOL", "json or cbor: PutRecords wire protocol (cbor falls back to json if refused)"},
     {"KTE_EXCLUDE_TYPES", "event types to drop (platform = every platform.*)"},
     {"KTE_MIN_LEVEL", "drop log lines below this level"},
     {"KTE_INCLUDE_REGEX", "keep only log lines whose message matches"},

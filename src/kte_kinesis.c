@@ -1,5 +1,6 @@
 #include "kte_kinesis.h"
 
+#include "kte_cbor.h"
 #include "kte_clock.h"
 #include "kte_log.h"
 
@@ -13,7 +14,9 @@ static int apply_creds(struct kte_kinesis *k)
     const struct kte_creds *c = &k->creds.cur;
     curl_slist_free_all(k->headers);
     k->headers = NULL;
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/x-amz-json-1.1");
+    struct curl_slist *h =
+        curl_slist_append(NULL, k->cbor ? "Content-Type: application/x-amz-cbor-1.1"
+                                        : "Content-Type: application/x-amz-json-1.1");
     if (h)
         h = curl_slist_append(h, "X-Amz-Target: Kinesis_20131202.PutRecords");
     if (h && c->session_token[0]) {
@@ -39,6 +42,7 @@ int kte_kinesis_init(struct kte_kinesis *k, const struct kte_config *cfg, char *
 {
     memset(k, 0, sizeof *k);
     k->cfg = cfg;
+    k->cbor = cfg->protocol == KTE_PROTOCOL_CBOR;
     if (kte_http_init(&k->http) != 0) {
         snprintf(err, errlen, "cannot initialise the HTTP client (libcurl)");
         return -1;
@@ -102,14 +106,45 @@ static int ready_creds(struct kte_kinesis *k, char *error_code, size_t error_cod
     return 0;
 }
 
+bool kte_kinesis_refuses_cbor(long status, const char *error_code)
+{
+    static const char *const protocol_codes[] = {
+        "UnknownOperationException", "SerializationException",      "UnsupportedMediaTypeException",
+        "UnsupportedMediaType",      "InvalidContentTypeException",
+    };
+    if (status < 400 || status > 499 || status == 401 || status == 403 || status == 408 ||
+        status == 429)
+        return false;
+    if (!strncmp(error_code, "HTTP ", 5))
+        return true;
+    for (size_t i = 0; i < sizeof protocol_codes / sizeof protocol_codes[0]; i++)
+        if (!strcmp(error_code, protocol_codes[i]))
+            return true;
+    return false;
+}
+
+/* The error code of an error body: in CBOR mode the answer may still be JSON
+ * (a proxy, or a service refusing CBOR), so both are tried. */
+static int error_body_code(const struct kte_kinesis *k, const char *resp, size_t len, char *code,
+                           size_t code_len)
+{
+    if (k->cbor && kte_batch_error_code_cbor(resp, len, code, code_len) == 0)
+        return 0;
+    return kte_batch_error_code(resp, len, code, code_len);
+}
+
 static enum kte_put_status put_once(struct kte_kinesis *k, const struct kte_wire *recs, size_t n,
                                     long timeout_ms, struct kte_rec_result *results,
-                                    char *error_code, size_t error_code_len)
+                                    char *error_code, size_t error_code_len, long *http_status)
 {
     struct kte_buf body;
     kte_buf_init(&body);
     error_code[0] = '\0';
-    if (kte_batch_body_wire(&body, k->cfg->stream_name, k->cfg->stream_arn, recs, n) != 0) {
+    *http_status = 0;
+    int built = k->cbor
+                    ? kte_cbor_body_wire(&body, k->cfg->stream_name, k->cfg->stream_arn, recs, n)
+                    : kte_batch_body_wire(&body, k->cfg->stream_name, k->cfg->stream_arn, recs, n);
+    if (built != 0) {
         snprintf(error_code, error_code_len, "OutOfMemory");
         kte_buf_free(&body);
         return KTE_PUT_RETRY;
@@ -118,6 +153,7 @@ static enum kte_put_status put_once(struct kte_kinesis *k, const struct kte_wire
     CURLcode rc = kte_http_request(&k->http, "POST", k->url, k->headers, body.data, body.len,
                                    timeout_ms, &status);
     kte_buf_free(&body);
+    *http_status = status;
 
     const char *resp = k->http.body.data ? k->http.body.data : "";
     size_t resp_len = k->http.body.len;
@@ -130,7 +166,10 @@ static enum kte_put_status put_once(struct kte_kinesis *k, const struct kte_wire
     }
     if (status == 200) {
         char err[200];
-        if (kte_batch_parse_response(resp, resp_len, n, results, err, sizeof err) < 0) {
+        int failed =
+            k->cbor ? kte_batch_parse_response_cbor(resp, resp_len, n, results, err, sizeof err)
+                    : kte_batch_parse_response(resp, resp_len, n, results, err, sizeof err);
+        if (failed < 0) {
             /* A 200 we cannot read may have stored everything: resending risks
              * duplicates, dropping risks loss. At-least-once wins. */
             snprintf(error_code, error_code_len, "UnreadableResponse");
@@ -139,7 +178,7 @@ static enum kte_put_status put_once(struct kte_kinesis *k, const struct kte_wire
         }
         return KTE_PUT_OK;
     }
-    if (kte_batch_error_code(resp, resp_len, error_code, error_code_len) != 0)
+    if (error_body_code(k, resp, resp_len, error_code, error_code_len) != 0)
         snprintf(error_code, error_code_len, "HTTP %ld", status);
     if (status >= 500 || status == 429 || status == 408)
         return KTE_PUT_RETRY;
@@ -148,13 +187,36 @@ static enum kte_put_status put_once(struct kte_kinesis *k, const struct kte_wire
     return kte_batch_classify(error_code) == KTE_REC_RETRY ? KTE_PUT_RETRY : KTE_PUT_PERMANENT;
 }
 
+/* put_once, and with CBOR refused once more in JSON (for the rest of the
+ * process: the service will not change its mind within a sandbox's life). */
+static enum kte_put_status put_protocol(struct kte_kinesis *k, const struct kte_wire *recs,
+                                        size_t n, long timeout_ms, struct kte_rec_result *results,
+                                        char *error_code, size_t error_code_len)
+{
+    long status;
+    enum kte_put_status st =
+        put_once(k, recs, n, timeout_ms, results, error_code, error_code_len, &status);
+    if (!k->cbor || !kte_kinesis_refuses_cbor(status, error_code))
+        return st;
+    KTE_WARN("PutRecords in CBOR refused (HTTP %ld, %s): using JSON from now on", status,
+             error_code);
+    k->cbor = false;
+    k->protocol_fallbacks++;
+    if (apply_creds(k) != 0) {
+        snprintf(error_code, error_code_len, "OutOfMemory");
+        return KTE_PUT_RETRY;
+    }
+    return put_once(k, recs, n, timeout_ms, results, error_code, error_code_len, &status);
+}
+
 enum kte_put_status kte_kinesis_put(struct kte_kinesis *k, const struct kte_wire *recs, size_t n,
                                     long timeout_ms, struct kte_rec_result *results,
                                     char *error_code, size_t error_code_len)
 {
     if (ready_creds(k, error_code, error_code_len) != 0)
         return KTE_PUT_RETRY; /* the records wait; the endpoint may answer later */
-    enum kte_put_status st = put_once(k, recs, n, timeout_ms, results, error_code, error_code_len);
+    enum kte_put_status st =
+        put_protocol(k, recs, n, timeout_ms, results, error_code, error_code_len);
     if (st == KTE_PUT_OK || !kte_creds_error_is_expired(error_code) ||
         !kte_creds_refreshable(&k->creds))
         return st;
@@ -166,6 +228,6 @@ enum kte_put_status kte_kinesis_put(struct kte_kinesis *k, const struct kte_wire
     kte_creds_invalidate(&k->creds);
     if (ready_creds(k, error_code, error_code_len) != 0)
         return KTE_PUT_RETRY;
-    st = put_once(k, recs, n, timeout_ms, results, error_code, error_code_len);
+    st = put_protocol(k, recs, n, timeout_ms, results, error_code, error_code_len);
     return st == KTE_PUT_PERMANENT && kte_creds_error_is_expired(error_code) ? KTE_PUT_RETRY : st;
 }

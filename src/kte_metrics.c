@@ -73,6 +73,7 @@ int kte_metrics_emf(const struct kte_metrics *m, const char *function_name, int6
     for (int i = 0; i < KTE_RX_KINDS; i++)
         ADD(redaction_names[i], "Count", atomic_load(&m->redactions[i]));
     ADD("RulesMatchLimit", "Count", atomic_load(&m->rules_match_limit));
+    ADD("ProtocolFallbacks", "Count", atomic_load(&m->protocol_fallbacks));
 #undef ADD
     if (kte_buf_printf(out,
                        "{\"_aws\":{\"Timestamp\":%lld,\"CloudWatchMetrics\":[{\"Namespace\":"

@@ -53,6 +53,8 @@ struct kte_metrics {
     atomic_uint_fast64_t sampled_out;              /* KTE_SAMPLE_RATE */
     atomic_uint_fast64_t redactions[KTE_RX_KINDS]; /* spans replaced, per rule */
     atomic_uint_fast64_t rules_match_limit;        /* events where a regex hit its limit */
+    /* KTE_PROTOCOL=cbor refused by the service: 1 once the sender switched to JSON. */
+    atomic_uint_fast64_t protocol_fallbacks;
 };
 
 /* Drops not yet reported in the stream (see kte.dropped in docs/records.md). */

@@ -780,6 +780,7 @@ static void *sender_main(void *arg)
         else
             st = kte_kinesis_put(&p->kinesis, p->framer.wires, p->framer.nwires, timeout,
                                  p->results, code, sizeof code);
+        atomic_store(&p->metrics.protocol_fallbacks, p->kinesis.protocol_fallbacks);
 
         pthread_mutex_lock(&p->mu);
         if (p->abandoned) {

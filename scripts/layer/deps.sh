@@ -101,9 +101,15 @@ fetch_sources() {
     fi
     rm -rf "${DEPS:?}/src/$(pkg_dir "$s")"
   done
-  log "apt-get source ${want[*]}"
-  (cd "$DEPS/src" && apt-get -q "${APT_OPTS[@]}" source "${want[@]}") > "$DEPS/src/fetch.log" 2>&1 ||
-    { tail -30 "$DEPS/src/fetch.log" >&2; die "apt-get source failed"; }
+  local by_apt=()
+  for s in "${want[@]}"; do
+    if orig_only "$(pkg_name "$s")"; then fetch_orig_only "$s"; else by_apt+=("$s"); fi
+  done
+  if [ "${#by_apt[@]}" -gt 0 ]; then
+    log "apt-get source ${by_apt[*]}"
+    (cd "$DEPS/src" && apt-get -q "${APT_OPTS[@]}" source "${by_apt[@]}") > "$DEPS/src/fetch.log" 2>&1 ||
+      { tail -30 "$DEPS/src/fetch.log" >&2; die "apt-get source failed"; }
+  fi
   for s in "${want[@]}"; do
     [ -d "$DEPS/src/$(pkg_dir "$s")" ] || die "apt-get source $s did not give $(pkg_dir "$s")"
     prepare_source "$s"
@@ -113,6 +119,39 @@ fetch_sources() {
 
 # One-time fix-ups of an extracted source tree shared by both architectures
 # (each architecture then builds out of tree or in a copy).
+# ---- CBOR (issue 11): sources fetched as their orig tarball alone -----------
+orig_only() {
+  local n
+  for n in "${KTE_LAYER_ORIG_ONLY[@]}"; do [ "$n" = "$1" ] && return 0; done
+  return 1
+}
+
+# fetch_orig_only NAME=VERSION: the package's orig tarball, checked against
+# the sha256 and size that the (signature-checked) Sources index lists for
+# that version, unpacked as $DEPS/src/<name>-<upstream>. For packages whose
+# .dsc the mirror does not serve (scripts/layer/versions.sh says why).
+fetch_orig_only() {
+  local s=$1 name ver file stanza dir sha size got
+  name=$(pkg_name "$s")
+  ver=$(pkg_version "$s")
+  file=${name}_$(pkg_upstream "$ver").orig.tar.gz
+  stanza=$(apt-cache "${APT_OPTS[@]}" showsrc --only-source "$name" |
+    awk -v v="$ver" 'BEGIN { RS = "" } index($0 "\n", "\nVersion: " v "\n") { print; exit }')
+  dir=$(sed -n 's/^Directory: //p' <<<"$stanza")
+  read -r sha size < <(sed -n '/^Checksums-Sha256:/,/^[^ ]/p' <<<"$stanza" |
+    awk -v f="$file" '$3 == f { print $1, $2 }') || true
+  [ -n "$dir" ] && [ -n "${sha:-}" ] || die "the Sources index lists no $file for $s"
+  log "fetching $file (orig tarball only; sha256 from the signed Sources index)"
+  curl -fsS --retry 3 -o "$DEPS/src/$file.part" "$KTE_LAYER_DEBIAN_MIRROR/$dir/$file" ||
+    die "cannot download $KTE_LAYER_DEBIAN_MIRROR/$dir/$file"
+  got=$(sha256sum "$DEPS/src/$file.part" | cut -d' ' -f1)
+  [ "$got" = "$sha" ] && [ "$(stat -c %s "$DEPS/src/$file.part")" = "$size" ] ||
+    die "$file: sha256 $got, size $(stat -c %s "$DEPS/src/$file.part"); the index says $sha, $size"
+  mv "$DEPS/src/$file.part" "$DEPS/src/$file"
+  tar -xzf "$DEPS/src/$file" -C "$DEPS/src"
+}
+# ---- end CBOR -----------------------------------------------------------------
+
 prepare_source() {
   local s=$1 dir
   dir=$DEPS/src/$(pkg_dir "$s")
@@ -222,6 +261,7 @@ prepare_arch() {
   dep libzstd build_libzstd
   # --- end compression ---
   dep pcre2 build_pcre2
+  dep libcbor build_libcbor # CBOR (KTE_PROTOCOL=cbor; issue 11)
 }
 
 # ---------------------------------------------------------------------------
@@ -435,6 +475,25 @@ build_pcre2() {
 }
 # ---- end PCRE2 ----------------------------------------------------------------
 
+# ---- CBOR (KTE_PROTOCOL=cbor, issue 11) --------------------------------------
+build_libcbor() {
+  local b=$ARCH_DIR/build/libcbor
+  rm -rf "$b"
+  mkdir -p "$b"
+  # The static library only: no examples, tests, sanitizers or pretty printer.
+  (cd "$b" &&
+    cmake -S "$(src_of libcbor)" -B . -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_TOOLCHAIN_FILE="$ARCH_DIR/toolchain.cmake" \
+      -DCMAKE_C_FLAGS_RELEASE="-DNDEBUG $DEP_CFLAGS" \
+      -DCMAKE_INSTALL_PREFIX="$PREFIX" -DCMAKE_INSTALL_LIBDIR=lib \
+      -DBUILD_SHARED_LIBS=OFF -DWITH_EXAMPLES=OFF -DWITH_TESTS=OFF -DSANITIZE=OFF \
+      -DCBOR_PRETTY_PRINTER=OFF &&
+    cmake --build . -j"$JOBS" &&
+    cmake --install .)
+  [ -f "$PREFIX/lib/libcbor.a" ] && [ -f "$PREFIX/lib/pkgconfig/libcbor.pc" ]
+}
+# ---- end CBOR -----------------------------------------------------------------
+
 # CMake toolchain for yajl and the extension: our musl compiler, and only
 # $PREFIX and the musl sysroot to find headers and libraries in.
 write_toolchain() {
@@ -474,6 +533,7 @@ KTE_LAYER_LICENSES=(
   "libzstd:BSD-3-Clause (or GPL-2.0):LICENSE COPYING"
   # --- end compression ---
   "pcre2:BSD-3-Clause WITH PCRE2-exception:LICENCE"
+  "libcbor:MIT:LICENSE.md" # CBOR (issue 11)
 )
 
 license_entry() {
@@ -528,7 +588,19 @@ write_notices() {
     e=$(license_entry "$name")
     files=${e##*:}
     mkdir -p "$dir/licenses/$name"
-    install -m 0644 "$src/debian/copyright" "$dir/licenses/$name/copyright"
+    if orig_only "$name"; then
+      # No debian/ directory came with it (scripts/layer/versions.sh).
+      {
+        echo "$name $(pkg_version "$s"): built from the orig tarball of the Debian source"
+        echo "package (its debian/copyright was not available to the build); upstream's"
+        echo "licence and copyright notice, from LICENSE.md:"
+        echo
+        cat "$src/LICENSE.md"
+      } > "$dir/licenses/$name/copyright"
+      chmod 0644 "$dir/licenses/$name/copyright"
+    else
+      install -m 0644 "$src/debian/copyright" "$dir/licenses/$name/copyright"
+    fi
     for f in $files; do
       install -m 0644 "$src/$f" "$dir/licenses/$name/$f"
     done

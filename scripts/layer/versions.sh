@@ -38,6 +38,22 @@ KTE_LAYER_SOURCES+=(
 )
 # ---- end PCRE2 ----------------------------------------------------------------
 
+# ---- CBOR (KTE_PROTOCOL=cbor, issue 11; src/kte_cbor.c) ----------------------
+# trixie's libcbor 0.10.2-2. This build host's mirror answers 404 for its .dsc
+# and .debian.tar.xz (checked 2026-11-29) but serves the orig tarball, so
+# scripts/layer/deps.sh fetches that alone (fetch_orig_only): its sha256 and
+# size must be the ones trixie's signed Sources index lists for 0.10.2-2 (apt
+# checked the index's signature). The library is upstream's release as Debian
+# ships it, built without Debian's packaging (which only adds build rules);
+# licenses/libcbor/ holds upstream's LICENSE.md and a `copyright` saying so.
+# Bookworm's 0.8.0 (the dev build's) is not used: its orig tarball is not
+# served. src/kte_cbor.c uses only the API common to 0.8 and 0.10.
+KTE_LAYER_SOURCES+=(
+  "libcbor=0.10.2-2"
+)
+KTE_LAYER_ORIG_ONLY=(libcbor)
+# ---- end CBOR -----------------------------------------------------------------
+
 # Debian suites the sources come from (deb-src, main only). The build host may
 # stay Debian 12: its debian-archive-keyring (2023.3+deb12u2) holds trixie's
 # archive keys, so apt checks trixie's signed indexes as it does bookworm's.

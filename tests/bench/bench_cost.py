@@ -15,6 +15,11 @@ with success and measures each record. Figures per million events:
   cpu µs/event  the extension's user + system CPU (whole process, start to
                 exit, divided by N)
 
+Every run uses the binary's default wire protocol (cbor in a build with
+libcbor); the dev binary then runs a few formats again with
+KTE_PROTOCOL=json and =cbor for the protocol table (request bytes are what
+SigV4 hashes, CPU includes base64 for json).
+
 Writes build/bench/cost.{json,md} (and docs/bench/cost.md unless
 KTE_BENCH_PUBLISH=0). KTE_BENCH_QUICK=1: fewer events. Exits 1 only when
 events were lost.
@@ -22,7 +27,6 @@ events were lost.
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import os
@@ -42,6 +46,8 @@ UNIT = 25000
 COMBOS = [("event", "none"), ("event", "gzip"), ("event", "zstd"), ("kpl", "none"),
           ("ndjson", "none"), ("ndjson", "gzip"), ("ndjson", "zstd")]
 GOALS = {"kpl": 60, "ndjson+gzip": 200, "ndjson+zstd": 200}
+# KTE_PROTOCOL json vs cbor (dev binary): per line size, the formats compared.
+PROTOCOL_COMBOS = {100: [("event", "none"), ("kpl", "none"), ("ndjson", "zstd")], 4096: [("event", "none")]}
 
 
 class CostSink(b.BenchSink):
@@ -57,10 +63,11 @@ class CostSink(b.BenchSink):
             self.records = self.units = self.body_bytes = self.data_bytes = 0
 
     def _put_records(self, path, headers, body):
-        req = json.loads(body)
+        cbor = h.request_is_cbor(headers)
+        req = h.wire_loads(body, cbor)
         units = nbytes = 0
         for r in req["Records"]:
-            size = len(base64.b64decode(r["Data"])) + len(r["PartitionKey"].encode())
+            size = len(h.record_data(r, cbor)) + len(r["PartitionKey"].encode())
             nbytes += size
             units += max(1, math.ceil(size / UNIT))
         with self.cond:
@@ -86,12 +93,14 @@ def binaries(out: Path) -> dict:
     return bins
 
 
-def run_one(sink: CostSink, binary: str, tmp: Path, fmt: str, comp: str, line: int, bodies) -> dict:
+def run_one(sink: CostSink, binary: str, tmp: Path, fmt: str, comp: str, line: int, bodies,
+            protocol: str = None) -> dict:
     n = sum(body.count(b'"type":"function"') for body in bodies)
     sink.reset_counts()
     env = h.kte_env("kte-bench", sink.endpoint, MAX_BUFFER_BYTES=512 * MiB, RECORD_FORMAT=fmt,
-                    COMPRESSION=comp)
-    stub = b.ExtStub(binary, tmp / f"{Path(binary).parent.name}-{fmt}-{comp}-{line}", env).start()
+                    COMPRESSION=comp, PROTOCOL=protocol)
+    tag = f"{Path(binary).parent.name}-{fmt}-{comp}-{line}-{protocol or 'default'}"
+    stub = b.ExtStub(binary, tmp / tag, env).start()
     try:
         uri = stub.wait_ready()
         post = b.post_bodies(uri, bodies)
@@ -103,7 +112,7 @@ def run_one(sink: CostSink, binary: str, tmp: Path, fmt: str, comp: str, line: i
     cpu = b.cpu_seconds(stub.rusage) or 0.0
     delivered = emf.get("EventsDelivered")
     per_m = 1e6 / n
-    return {"format": fmt, "compression": comp, "lineBytes": line, "events": n,
+    return {"format": fmt, "compression": comp, "protocol": protocol or "default", "lineBytes": line, "events": n,
             "delivered": delivered, "lost": n - (delivered or 0), "exit": stub.exit_code,
             "posts": post["statusCounts"], "records": sink.records, "units": sink.units,
             "recordsPerM": round(sink.records * per_m), "unitsPerM": round(sink.units * per_m),
@@ -122,7 +131,7 @@ def render(R: dict) -> str:
                 "| format | compression | records / M events | PUT units / M events | units reduction | "
                 "request bytes / event | CPU µs / event (dev) | CPU µs / event (layer) |",
                 "|---|---|---|---|---|---|---|---|"]
-        rows = [r for r in R["runs"] if r["lineBytes"] == line]
+        rows = [r for r in R["runs"] if r["lineBytes"] == line and r["protocol"] == "default"]
         base = {r["binary"]: r["unitsPerM"] for r in rows if r["format"] == "event" and r["compression"] == "none"}
         for fmt, comp in COMBOS:
             got = {r["binary"]: r for r in rows if r["format"] == fmt and r["compression"] == comp}
@@ -137,6 +146,23 @@ def render(R: dict) -> str:
                        f"{d['bodyBytesPerEvent']} | {d['cpuUsPerEvent']} | "
                        f"{lay['cpuUsPerEvent'] if lay else '–'} |")
         out.append("")
+    out += ["## Wire protocol (`KTE_PROTOCOL`), dev binary", "",
+            "Request body bytes per event (what SigV4 hashes and the network carries) and the "
+            "process's CPU per event, json against cbor; saving = 1 − cbor / json.", "",
+            "| line | format | compression | bytes / event json | cbor | saving | CPU µs / event json | cbor "
+            "| saving |", "|---|---|---|---|---|---|---|---|---|"]
+    for line, combos in PROTOCOL_COMBOS.items():
+        for fmt, comp in combos:
+            got = {r["protocol"]: r for r in R["runs"] if r["lineBytes"] == line and r["format"] == fmt
+                   and r["compression"] == comp and r["binary"] == "dev"}
+            j, c = got.get("json"), got.get("cbor")
+            if not j or not c:
+                continue
+            bs = 1 - c["bodyBytesPerEvent"] / j["bodyBytesPerEvent"] if j["bodyBytesPerEvent"] else 0
+            cs = 1 - c["cpuUsPerEvent"] / j["cpuUsPerEvent"] if j["cpuUsPerEvent"] else 0
+            out.append(f"| {line} | {fmt} | {comp} | {j['bodyBytesPerEvent']} | {c['bodyBytesPerEvent']} | "
+                       f"{bs:.0%} | {j['cpuUsPerEvent']} | {c['cpuUsPerEvent']} | {cs:.0%} |")
+    out.append("")
     if R["problems"]:
         out += ["Problems:", ""] + [f"- {p}" for p in R["problems"]]
     return "\n".join(out)
@@ -165,6 +191,15 @@ def main() -> int:
                           f"{r['cpuUsPerEvent']} µs/event, lost {r['lost']}", flush=True)
                     if r["lost"] or r["exit"] != 0:
                         R["problems"].append(f"{name} {line}B {fmt}/{comp}: lost {r['lost']}, exit {r['exit']}")
+            for fmt, comp in PROTOCOL_COMBOS[line] if "dev" in bins else []:
+                for proto in ("json", "cbor"):
+                    r = run_one(sink, bins["dev"], tmp, fmt, comp, line, bodies, proto)
+                    r["binary"] = "dev"
+                    R["runs"].append(r)
+                    print(f"[cost] dev {line}B {fmt}/{comp} {proto}: {r['bodyBytesPerEvent']} B/event, "
+                          f"{r['cpuUsPerEvent']} µs/event, lost {r['lost']}", flush=True)
+                    if r["lost"] or r["exit"] != 0:
+                        R["problems"].append(f"dev {line}B {fmt}/{comp} {proto}: lost {r['lost']}, exit {r['exit']}")
     finally:
         sink.stop()
     (out / "cost.json").write_text(json.dumps(R, indent=1) + "\n")

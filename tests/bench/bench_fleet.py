@@ -20,7 +20,6 @@ KTE_BENCH_PUBLISH=0).
 
 from __future__ import annotations
 
-import base64
 import datetime
 import hashlib
 import importlib.util
@@ -60,7 +59,8 @@ class ShardLimitSink(b.BenchSink):
         return 0 if int.from_bytes(hashlib.md5(pk.encode()).digest(), "big") < 2 ** 127 else 1
 
     def _put_records(self, path, headers, body):
-        req = json.loads(body)
+        cbor = h.request_is_cbor(headers)
+        req = h.wire_loads(body, cbor)
         now = time.time()
         results = []
         with self.cond:
@@ -68,7 +68,7 @@ class ShardLimitSink(b.BenchSink):
             if sec != self.window[0]:
                 self.window = [sec, [0, 0], [0, 0]]
             for r in req["Records"]:
-                data = base64.b64decode(r["Data"])
+                data = h.record_data(r, cbor)
                 size = len(data) + len(r["PartitionKey"].encode())
                 s = self._shard(r["PartitionKey"])
                 if (self.window[1][s] + 1 > self.RECORDS_PER_S
@@ -89,8 +89,8 @@ class ShardLimitSink(b.BenchSink):
                             self.event_time[key] = ev["time"]
                 results.append({"SequenceNumber": "1", "ShardId": f"shardId-00000000000{s}"})
         failed = sum(1 for r in results if "ErrorCode" in r)
-        out = json.dumps({"FailedRecordCount": failed, "Records": results}).encode()
-        return 200, out, "application/x-amz-json-1.1"
+        out = h.wire_dumps({"FailedRecordCount": failed, "Records": results}, cbor)
+        return 200, out, h.wire_content_type(cbor)
 
 
 def epoch(t: str) -> float:

@@ -182,34 +182,35 @@ class BenchSink(h.KinesisProxy):
             self.calls_ok += 1
             self.cond.notify_all()
 
-    def _canned_success(self, n: int) -> bytes:
-        out = self._canned.get(n)
+    def _canned_success(self, n: int, cbor: bool = False) -> bytes:
+        out = self._canned.get((n, cbor))
         if out is None:
             rec = {"SequenceNumber": "49600000000000000000000000000000000000000000000000000000",
                    "ShardId": "shardId-000000000000"}
-            out = json.dumps({"FailedRecordCount": 0, "Records": [rec] * n,
-                              "EncryptionType": "NONE"}).encode()
-            self._canned[n] = out
+            out = h.wire_dumps({"FailedRecordCount": 0, "Records": [rec] * n, "EncryptionType": "NONE"}, cbor)
+            self._canned[(n, cbor)] = out
         return out
 
     def _put_records(self, path, headers, body):  # called by KinesisProxy's handler
         mode = self.mode
-        # Data is base64 and the stream name cannot hold quotes: one key per record.
-        n = body.count(b'"PartitionKey"')
+        cbor = h.request_is_cbor(headers)
+        # JSON: Data is base64 and the stream name cannot hold quotes, so one
+        # key per record. CBOR's Data is raw bytes: decoded.
+        n = len(h.wire_loads(body, True)["Records"]) if cbor else body.count(b'"PartitionKey"')
         with self.cond:
             self.call_log.append((epoch_ms(), mode, n))
         if mode == "down":
             with self.cond:
                 self.calls_down += 1
-            return self._error(503, "ServiceUnavailable", "outage injected by the benchmark")
+            return self._error(503, "ServiceUnavailable", "outage injected by the benchmark", cbor)
         if mode == "null":
             self._ok(n)
-            return 200, self._canned_success(n), "application/x-amz-json-1.1"
+            return 200, self._canned_success(n, cbor), h.wire_content_type(cbor)
         status, out, ctype = self._forward("POST", path, headers, body)
         failed = n
         if status == 200:
             with contextlib.suppress(ValueError, KeyError, TypeError):
-                failed = int(json.loads(out)["FailedRecordCount"])
+                failed = int(h.wire_loads(out, cbor)["FailedRecordCount"])
         if n - failed > 0:
             self._ok(n - failed)
         if status != 200 or failed:

@@ -25,7 +25,6 @@ Where each figure comes from (docs/flush.md, "How it is measured"):
 """
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 import json
 import math
@@ -85,16 +84,17 @@ class RecordingSink(b.BenchSink):
         t = b.epoch_ms()
         if status != 200:
             return status, out, ctype
+        cbor = h.request_is_cbor(headers)
         try:
-            sent = json.loads(body)["Records"]
-            got = json.loads(out)["Records"]
-        except (ValueError, KeyError, TypeError):
+            sent = h.wire_loads(body, cbor)["Records"]
+            got = h.wire_loads(out, cbor)["Records"]
+        except (ValueError, KeyError, TypeError, h.cbor2.CBORDecodeError):
             return status, out, ctype
         rows = []
         for rec, res in zip(sent, got):
             if res.get("ErrorCode"):
                 continue
-            env = json.loads(base64.b64decode(rec["Data"]))
+            env = json.loads(h.record_data(rec, cbor))
             ev = env.get("event") if isinstance(env.get("event"), dict) else {}
             rows.append({"at": t, "seq": env.get("seq"), "type": ev.get("type"), "time": ev.get("time")})
         with self.cond:

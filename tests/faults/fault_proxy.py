@@ -40,6 +40,15 @@ idle close: keep-alive connections idle for longer than ``idle_close_after``
 Other Kinesis calls (CreateStream, GetRecords, ...) pass straight through
 (they are only subject to outages and idle closes).
 
+Both wire protocols: a PutRecords sent as ``application/x-amz-cbor-1.1``
+(KTE_PROTOCOL=cbor; Debian's python3-cbor2) is read, edited and answered in
+CBOR -- error bodies, merged answers and forwarded bodies alike -- and one sent
+as awsJson 1.1 in JSON. ``set_refuse_cbor(True)`` makes the proxy answer
+every CBOR PutRecords as a service without CBOR would (kinesis-mock and
+Kinesis answer an unknown content type with 404 ``<UnknownOperationException/>``),
+not forwarded; JSON ones are unaffected. ``stats()["protocols"]`` counts the
+PutRecords requests of each protocol.
+
 In-process use (pytest)::
 
     p = FaultProxy("http://127.0.0.1:4567", seed=7).start()
@@ -75,6 +84,8 @@ import urllib.parse
 import uuid
 from typing import Dict, List, Optional
 
+import cbor2  # Debian's python3-cbor2 (scripts/install-deps.sh)
+
 REQUEST_FAULTS = (
     "http500",
     "http503",
@@ -86,6 +97,24 @@ REQUEST_FAULTS = (
 )
 RECORD_CODES = ("ProvisionedThroughputExceededException", "InternalFailure")
 PUT_RECORDS_TARGET = "Kinesis_20131202.PutRecords"
+JSON_TYPE = "application/x-amz-json-1.1"
+CBOR_TYPE = "application/x-amz-cbor-1.1"
+
+
+class _Codec:
+    """One wire protocol: how bodies are read and written, and their type."""
+
+    def __init__(self, name, loads, dumps, content_type):
+        self.name, self.loads, self.dumps, self.content_type = name, loads, dumps, content_type
+
+
+_JSON = _Codec("json", json.loads, lambda d: json.dumps(d, separators=(",", ":")).encode(), JSON_TYPE)
+_CBOR = _Codec("cbor", cbor2.loads, cbor2.dumps, CBOR_TYPE)
+
+
+def _codec_of(req) -> _Codec:
+    ctype = (req.header("content-type") or "").split(";")[0].strip().lower()
+    return _CBOR if ctype == CBOR_TYPE else _JSON
 ACCOUNT = "123456789012"
 
 _HOP_BY_HOP = {
@@ -186,6 +215,7 @@ class FaultProxy:
         self._stats = self._empty_stats()
         self._events: List[dict] = []
         self._outages: List[dict] = []
+        self._refuse_cbor = False
 
     # ------------------------------------------------------------------
     # lifecycle
@@ -286,6 +316,12 @@ class FaultProxy:
         with self._lock:
             self._next.append([kind, int(count)])
 
+    def set_refuse_cbor(self, on: bool = True) -> None:
+        """Answer every CBOR PutRecords 404 <UnknownOperationException/>, as a
+        service without the CBOR protocol does (not forwarded)."""
+        with self._lock:
+            self._refuse_cbor = bool(on)
+
     def set_idle_close(self, seconds: Optional[float], mode: str = "fin") -> None:
         """Close keep-alive connections idle for longer than seconds (None: never)."""
         if mode not in ("fin", "rst"):
@@ -334,6 +370,7 @@ class FaultProxy:
             self._forced.clear()
             self._next.clear()
             self._idle_close_after = None
+            self._refuse_cbor = False
         self.end_outage()
 
     # ------------------------------------------------------------------
@@ -360,6 +397,8 @@ class FaultProxy:
             "outage_resets": 0,
             "outages": 0,
             "responses": {},  # status -> count
+            "protocols": {"json": 0, "cbor": 0},  # PutRecords requests per wire protocol
+            "cbor_refused": 0,  # CBOR PutRecords answered 404 by set_refuse_cbor
         }
 
     def stats(self) -> dict:
@@ -372,7 +411,7 @@ class FaultProxy:
 
     def events(self) -> List[dict]:
         """One dict per PutRecords request, in arrival order: time (monotonic),
-        conn, records, bytes (request body), fault (request fault or None),
+        conn, protocol (json or cbor), records, bytes (request body), fault (request fault or None),
         failed ({code: n}), forwarded (records stored), upstream_ms (time
         kinesis-local took, when forwarded), status (answer sent, None if none)."""
         with self._lock:
@@ -749,7 +788,8 @@ class FaultProxy:
                 self._stats["other_requests"] += 1
             res = self._forward(c, req, req.body)
             if res is None:
-                self._respond(c, 502, b'{"__type":"InternalFailure","message":"fault proxy: upstream unreachable"}')
+                codec = _codec_of(req)
+                self._respond(c, 502, codec.dumps(_UNREACHABLE), content_type=codec.content_type)
                 return keep
             status, ctype, hdrs, data = res
             self._respond(c, status, data, content_type=ctype)
@@ -757,17 +797,25 @@ class FaultProxy:
         return self._put_records(c, req) and keep
 
     def _put_records(self, c: _Conn, req: _Request) -> bool:
+        codec = _codec_of(req)
+        with self._lock:
+            refuse = self._refuse_cbor and codec is _CBOR
+            if refuse:
+                self._stats["cbor_refused"] += 1
+        if refuse:
+            return self._respond(c, 404, b"<UnknownOperationException/>\n", content_type="text/plain; charset=UTF-8")
         try:
-            doc = json.loads(req.body)
+            doc = codec.loads(req.body)
             records = doc["Records"]
             if not isinstance(records, list):
                 raise ValueError("Records is not a list")
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, cbor2.CBORDecodeError):
             doc, records = None, None
         n = len(records) if records is not None else 0
         stream = (doc or {}).get("StreamName") or (doc or {}).get("StreamARN") or "?"
         with self._lock:
             self._stats["put_records_requests"] += 1
+            self._stats["protocols"][codec.name] += 1
             self._stats["records_received"] += n
             fault = self._pick_request_fault()
             slow_s = self._slow_seconds
@@ -779,7 +827,7 @@ class FaultProxy:
                 failures = self._pick_record_failures(n)
             if fault is not None:
                 self._stats["injected"][fault] += 1
-            ev = {"time": time.monotonic(), "conn": c.id, "records": n, "bytes": len(req.body), "fault": fault,
+            ev = {"time": time.monotonic(), "conn": c.id, "protocol": codec.name, "records": n, "bytes": len(req.body), "fault": fault,
                   "failed": {}, "forwarded": 0, "status": None}
             self._events.append(ev)
 
@@ -800,7 +848,7 @@ class FaultProxy:
             with self._lock:
                 self._stats["records_in_failed_requests"] += n
             finish(status)
-            return self._respond(c, status, json.dumps(body, separators=(",", ":")).encode())
+            return self._respond(c, status, codec.dumps(body), content_type=codec.content_type)
         if fault == "reset":
             with self._lock:
                 self._stats["records_in_failed_requests"] += n
@@ -812,7 +860,7 @@ class FaultProxy:
             res = self._forward(c, req, req.body)
             if res is None:
                 finish(502)
-                return self._respond(c, 502, b'{"__type":"InternalFailure","message":"fault proxy: upstream unreachable"}')
+                return self._respond(c, 502, codec.dumps(_UNREACHABLE), content_type=codec.content_type)
             status, ctype, hdrs, data = res
             finish(status)
             return self._respond(c, status, data, content_type=ctype)
@@ -823,7 +871,7 @@ class FaultProxy:
         if keep_idx:
             fwd = dict(doc)
             fwd["Records"] = [records[i] for i in keep_idx]
-            body = json.dumps(fwd, separators=(",", ":")).encode() if len(keep_idx) < n else req.body
+            body = codec.dumps(fwd) if len(keep_idx) < n else req.body
             t0 = time.monotonic()
             res = self._forward(c, req, body)
             with self._lock:
@@ -832,7 +880,7 @@ class FaultProxy:
                 with self._lock:
                     self._stats["upstream_errors"] += 1
                 finish(502)
-                return self._respond(c, 502, b'{"__type":"InternalFailure","message":"fault proxy: upstream unreachable"}')
+                return self._respond(c, 502, codec.dumps(_UNREACHABLE), content_type=codec.content_type)
             status, ctype, hdrs, data = res
             if status != 200:
                 with self._lock:
@@ -840,7 +888,7 @@ class FaultProxy:
                 finish(status)
                 return self._respond(c, status, data, content_type=ctype)
             try:
-                up_doc = json.loads(data)
+                up_doc = codec.loads(data)
                 up_results = up_doc["Records"]
                 assert len(up_results) == len(keep_idx)
             except Exception:
@@ -871,7 +919,7 @@ class FaultProxy:
                     stored += 1
         answer = {"EncryptionType": up_doc.get("EncryptionType", "NONE"), "FailedRecordCount": failed_n,
                   "Records": merged}
-        out = json.dumps(answer, separators=(",", ":")).encode()
+        out = codec.dumps(answer)
         with self._lock:
             for k, v in per_code.items():
                 self._stats["records_failed"][k] += v
@@ -892,7 +940,10 @@ class FaultProxy:
             if self._stopping.wait(slow_s):
                 return False
         finish(200)
-        return self._respond(c, 200, out)
+        return self._respond(c, 200, out, content_type=codec.content_type)
+
+
+_UNREACHABLE = {"__type": "InternalFailure", "message": "fault proxy: upstream unreachable"}
 
 
 def _record_message(code: str, stream: str) -> str:

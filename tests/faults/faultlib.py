@@ -26,7 +26,7 @@ EMF_NAMES = (
     "DroppedPermanentError", "DroppedBufferOverflow", "DroppedTooLarge", "DroppedOutOfMemory",
     "RecordsRetried", "EventsTruncated", "BytesReceived", "BytesDelivered", "Batches",
     "BatchesFailed", "PostsAccepted", "PostsRejected", "PostsMalformed", "PostsOversized",
-    "DropReportsDelivered", "PeakRssBytes",
+    "DropReportsDelivered", "PeakRssBytes", "ProtocolFallbacks",
 )
 DROP_REASONS = ("DroppedShutdownDeadline", "DroppedPermanentError", "DroppedBufferOverflow",
                 "DroppedTooLarge", "DroppedOutOfMemory")

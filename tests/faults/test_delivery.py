@@ -77,7 +77,11 @@ def run_consumer(stream, endpoint, *args):
 THROTTLE_INVOKES, THROTTLE_LINES = 12, 10
 
 
-@pytest.fixture(scope="module", params=["throttle+500", "throttle+500+slow", "throttle+500+kpl"])
+# The default protocol (cbor) in every variant but two: "+json" sends awsJson
+# (KTE_PROTOCOL=json), "+refuse-cbor" meets a service that refuses CBOR (the
+# proxy answers CBOR like one) and must go on in JSON without losing a thing.
+@pytest.fixture(scope="module", params=["throttle+500", "throttle+500+slow", "throttle+500+kpl",
+                                        "throttle+500+json", "throttle+500+refuse-cbor"])
 def throttled(request, kinesis_local, tmp_path_factory):
     """Faults on every PutRecords of invokes 1..N-1. They stop once the last
     invoke has printed its lines (it then sleeps 200 ms before answering), so
@@ -93,6 +97,10 @@ def throttled(request, kinesis_local, tmp_path_factory):
         if request.param.endswith("kpl"):
             # Aggregates: a throttled record is an aggregate, retried whole.
             kte["RECORD_FORMAT"] = "kpl"
+        if request.param.endswith("+json"):
+            kte["PROTOCOL"] = "json"
+        if request.param.endswith("refuse-cbor"):
+            proxy.set_refuse_cbor(True)
         if slow:
             proxy.set_fault_rate("slow", 0.05)
             proxy.set_slow_seconds(1.5)
@@ -102,7 +110,9 @@ def throttled(request, kinesis_local, tmp_path_factory):
                              kte=kte, event={"sleepMs": 200})
         faultlib.wait_for_output(run, faultlib.function_line_marker(THROTTLE_INVOKES, THROTTLE_LINES))
         during = proxy.stats()
-        proxy.clear()
+        proxy.clear()  # (refuse-cbor stays: the extension must not try CBOR again anyway)
+        if request.param.endswith("refuse-cbor"):
+            proxy.set_refuse_cbor(True)
         o = faultlib.finish(run, kinesis_local, stream)
         o.variant, o.slow, o.stats_during_faults = request.param, slow, during
         yield o, proxy, stream
@@ -122,6 +132,15 @@ def test_throttling_every_line_delivered_once(throttled):
     d = o.stats_during_faults
     assert d["records_failed"][PTE] > 0 and d["injected"]["http500"] > 0, d
     assert o.m("RecordsRetried") > 0
+    s = proxy.stats()
+    if o.variant.endswith("+json"):
+        assert s["protocols"]["cbor"] == 0 and o.m("ProtocolFallbacks") == 0, (s, o.emf)
+    elif o.variant.endswith("refuse-cbor"):
+        # One CBOR request, refused; JSON from then on, that batch included.
+        assert s["cbor_refused"] == 1 and s["protocols"]["cbor"] == 0, s
+        assert o.m("ProtocolFallbacks") == 1, o.emf
+    else:
+        assert s["protocols"]["json"] == 0 and o.m("ProtocolFallbacks") == 0, (s, o.emf)
     report(o.variant, raw_records=len(o.records), duplicates=o.duplicates(), **emf_figures(o),
            proxy_failed=d["records_failed"], proxy_injected=d["injected"])
 

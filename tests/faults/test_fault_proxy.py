@@ -10,6 +10,7 @@ import json
 import socket
 import time
 
+import cbor2
 import pytest
 
 import harness
@@ -203,3 +204,57 @@ def test_idle_close(proxy, kinesis_local, stream, mode):
         with pytest.raises(ConnectionResetError):
             sock.recv(10)
     assert proxy.stats()["idle_closes"][mode] == 1
+
+
+# ---- the CBOR protocol (KTE_PROTOCOL=cbor) ----------------------------------
+
+CBOR_HEADERS = {**AUTH, "Content-Type": "application/x-amz-cbor-1.1",
+                "X-Amz-Target": "Kinesis_20131202.PutRecords"}
+
+
+def put_cbor(conn, stream, datas):
+    body = cbor2.dumps({"Records": [{"Data": d, "PartitionKey": "pk"} for d in datas], "StreamName": stream})
+    conn.request("POST", "/", body=body, headers=CBOR_HEADERS)
+    r = conn.getresponse()
+    return r.status, r.read(), r
+
+
+def test_cbor_per_record_failures_are_merged_in_cbor(proxy, kinesis_local, stream):
+    proxy.set_record_failure_rate("ProvisionedThroughputExceededException", 0.5)
+    datas = [b"\x00\xffrec-%03d" % i for i in range(100)]  # bytes base64 would have hidden
+    status, raw, r = put_cbor(connect(proxy), stream, datas)
+    assert status == 200 and r.getheader("Content-Type") == "application/x-amz-cbor-1.1"
+    doc = cbor2.loads(raw)
+    recs = doc["Records"]
+    assert len(recs) == 100
+    failed = [i for i, x in enumerate(recs) if x.get("ErrorCode")]
+    assert doc["FailedRecordCount"] == len(failed) and 20 < len(failed) < 80
+    ok = [i for i in range(100) if i not in set(failed)]
+    assert stored(kinesis_local, stream) == [datas[i] for i in ok]
+    s = proxy.stats()
+    assert s["protocols"] == {"json": 0, "cbor": 1}
+    assert s["records_forwarded"] == len(ok) and s["records_failed_total"] == len(failed)
+
+
+def test_cbor_request_faults_answer_in_cbor(proxy, kinesis_local, stream):
+    proxy.inject_next("throttle", 1)
+    proxy.inject_next("permanent", 1)
+    c = connect(proxy)
+    for want in ("ProvisionedThroughputExceededException", "ResourceNotFoundException"):
+        status, raw, r = put_cbor(c, stream, [b"x"])
+        assert status == 400 and r.getheader("Content-Type") == "application/x-amz-cbor-1.1"
+        assert cbor2.loads(raw)["__type"] == want
+    assert stored(kinesis_local, stream) == []
+
+
+def test_refuse_cbor_answers_like_a_service_without_it(proxy, kinesis_local, stream):
+    proxy.set_refuse_cbor(True)
+    c = connect(proxy)
+    status, raw, _ = put_cbor(c, stream, [b"x"])
+    assert status == 404 and raw == b"<UnknownOperationException/>\n"
+    # JSON passes as before.
+    status, doc, _ = put(c, stream, [b"y"])
+    assert status == 200 and doc["FailedRecordCount"] == 0
+    assert stored(kinesis_local, stream) == [b"y"]
+    s = proxy.stats()
+    assert s["cbor_refused"] == 1 and s["protocols"] == {"json": 1, "cbor": 0}

@@ -28,7 +28,7 @@ shift $((OPTIND - 1))
 work=${work:-$build}
 harnesses=("$@")
 if [ ${#harnesses[@]} -eq 0 ]; then
-  harnesses=(event record put_response put_error event_next lambda_header config listener creds rules)
+  harnesses=(event record put_response put_error put_cbor event_next lambda_header config listener creds rules)
 fi
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}

@@ -38,6 +38,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence
 
+import cbor2  # Debian python3-cbor2: KinesisProxy reads and answers the CBOR protocol
+
 REPO = Path(__file__).resolve().parents[2]
 KINESIS_LOCAL_DIR = REPO / "tools" / "kinesis-local"
 KINESIS_LOCAL_MAIN = KINESIS_LOCAL_DIR / "node_modules" / "kinesis-local" / "main.js"
@@ -569,7 +571,9 @@ class KinesisProxy:
 
     For every PutRecords it checks: at most 500 records, at most 5 MiB of
     data + partition keys, each record at most 1 MiB, partition keys of 1 to
-    256 characters, a stream name or ARN and the JSON content type. A breach
+    256 characters, a stream name or ARN and a known content type: awsJson 1.1
+    (Data in base64) or CBOR (KTE_PROTOCOL=cbor, the default: Data a byte
+    string), answered in the request's protocol. A breach
     is recorded in .violations and answered 400 ValidationException, as
     Kinesis would. It also verifies the SigV4 signature (dummy credentials,
     expected region): problems go to .signature_problems, and are answered
@@ -581,7 +585,8 @@ class KinesisProxy:
     returns None (pass), ("call", status, error_type) to fail the whole
     request, or ("records", {index: error_code}) to fail those records: only
     the others are forwarded, so a failed record is never stored.
-    .calls records each PutRecords: records, bytes, status, failed (injected).
+    .calls records each PutRecords: records, bytes, status, failed (injected),
+    protocol ("json" or "cbor").
     With .sink set, valid PutRecords are not forwarded: the proxy stores the
     records itself (read them with read_sink(stream)); kinesis-local takes
     about a second per 1 MiB record, too slow for multi-MiB tests.
@@ -684,13 +689,13 @@ class KinesisProxy:
             conn.close()
 
     @staticmethod
-    def _error(status: int, etype: str, message: str):
-        return status, json.dumps({"__type": etype, "message": message}).encode(), "application/x-amz-json-1.1"
+    def _error(status: int, etype: str, message: str, cbor: bool = False):
+        return status, wire_dumps({"__type": etype, "message": message}, cbor), wire_content_type(cbor)
 
-    def _violation(self, msg: str):
+    def _violation(self, msg: str, cbor: bool = False):
         with self.lock:
             self.violations.append(msg)
-        return self._error(400, "ValidationException", msg)
+        return self._error(400, "ValidationException", msg, cbor)
 
     def _put_records(self, path: str, headers: Dict[str, str], body: bytes):
         import base64
@@ -709,20 +714,31 @@ class KinesisProxy:
                 call["status"] = 400
                 return self._error(400, "IncompleteSignatureException", problem)
         ctype = {k.lower(): v for k, v in headers.items()}.get("content-type", "")
-        if ctype.split(";")[0].strip() != "application/x-amz-json-1.1":
+        ctype = ctype.split(";")[0].strip()
+        if ctype not in (JSON_CONTENT_TYPE, CBOR_CONTENT_TYPE):
             call["status"] = 400
             return self._violation(f"PutRecords #{index}: Content-Type {ctype!r}")
+        cbor = ctype == CBOR_CONTENT_TYPE
+        call["protocol"] = "cbor" if cbor else "json"
+
+        def data_of(r) -> bytes:
+            if cbor:
+                if not isinstance(r["Data"], bytes):
+                    raise TypeError("Data is not a byte string")
+                return r["Data"]
+            return base64.b64decode(r["Data"], validate=True)
+
         try:
-            req = json.loads(body)
+            req = wire_loads(body, cbor)
             records = req["Records"]
             sizes = []
             for r in records:
                 key = r["PartitionKey"]
-                data = base64.b64decode(r["Data"], validate=True)
+                data = data_of(r)
                 sizes.append((len(data), len(key), len(key.encode("utf-8"))))
-        except (ValueError, KeyError, TypeError, binascii.Error) as e:
+        except (ValueError, KeyError, TypeError, binascii.Error, cbor2.CBORDecodeError) as e:
             call["status"] = 400
-            return self._violation(f"PutRecords #{index}: malformed request: {e}")
+            return self._violation(f"PutRecords #{index}: malformed request: {e}", cbor)
         call["records"] = len(records)
         call["bytes"] = sum(d + kb for d, _, kb in sizes)
         problems = []
@@ -739,17 +755,17 @@ class KinesisProxy:
                 problems.append(f"record {i}: {d} + {kb} bytes (at most {RECORD_MAX_BYTES})")
         if problems:
             call["status"] = 400
-            return self._violation(f"PutRecords #{index}: " + "; ".join(problems[:5]))
+            return self._violation(f"PutRecords #{index}: " + "; ".join(problems[:5]), cbor)
 
         fault = self.fault(index, len(records)) if self.fault else None
         if fault and fault[0] == "call":
             _, status, etype = fault
             call["status"] = status
             call["failed"] = len(records)
-            return self._error(status, etype, "injected by the test proxy")
+            return self._error(status, etype, "injected by the test proxy", cbor)
         failing = dict(fault[1]) if fault and fault[0] == "records" else {}
         # What the failed records carried (grouped formats count their events).
-        call["failed_data"] = [base64.b64decode(records[i]["Data"]) for i in sorted(failing)]
+        call["failed_data"] = [data_of(records[i]) for i in sorted(failing)]
         keep = [i for i in range(len(records)) if i not in failing]
         results: Dict[int, dict] = {}
         if keep and self.sink:
@@ -758,17 +774,17 @@ class KinesisProxy:
                 stored = self.stored.setdefault(name, [])
                 for i in keep:
                     seq = str(49600000000000000000000000000000000000000000000000000000 + len(stored))
-                    stored.append({"data": base64.b64decode(records[i]["Data"]),
+                    stored.append({"data": data_of(records[i]),
                                    "partition_key": records[i]["PartitionKey"],
                                    "sequence_number": seq, "shard": "shardId-000000000000", "arrival": None})
                     results[i] = {"SequenceNumber": seq, "ShardId": "shardId-000000000000"}
         elif keep:
             sub = dict(req, Records=[records[i] for i in keep])
-            status, out, ctype = self._forward("POST", path, headers, json.dumps(sub).encode())
+            status, out, ctype = self._forward("POST", path, headers, wire_dumps(sub, cbor))
             if status != 200:
                 call["status"] = status
                 return status, out, ctype
-            resp = json.loads(out)
+            resp = wire_loads(out, cbor)
             for i, r in zip(keep, resp["Records"]):
                 results[i] = r
         stream = req.get("StreamName") or req.get("StreamARN", "").rsplit("/", 1)[-1]
@@ -780,8 +796,38 @@ class KinesisProxy:
         failed = sum(1 for r in merged if r.get("ErrorCode"))
         call["status"] = 200
         call["failed"] = failed
-        out = json.dumps({"FailedRecordCount": failed, "Records": merged, "EncryptionType": "NONE"}).encode()
-        return 200, out, "application/x-amz-json-1.1"
+        out = wire_dumps({"FailedRecordCount": failed, "Records": merged, "EncryptionType": "NONE"}, cbor)
+        return 200, out, wire_content_type(cbor)
+
+
+JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
+CBOR_CONTENT_TYPE = "application/x-amz-cbor-1.1"
+
+
+# The two wire protocols of PutRecords (KTE_PROTOCOL), for the proxies and
+# sinks of the tests and benchmarks.
+def request_is_cbor(headers: Dict[str, str]) -> bool:
+    ctype = {k.lower(): v for k, v in headers.items()}.get("content-type", "")
+    return ctype.split(";")[0].strip() == CBOR_CONTENT_TYPE
+
+
+def wire_content_type(cbor: bool) -> str:
+    return CBOR_CONTENT_TYPE if cbor else JSON_CONTENT_TYPE
+
+
+def wire_dumps(doc, cbor: bool) -> bytes:
+    return cbor2.dumps(doc) if cbor else json.dumps(doc).encode()
+
+
+def wire_loads(body: bytes, cbor: bool):
+    return cbor2.loads(body) if cbor else json.loads(body)
+
+
+def record_data(record: dict, cbor: bool) -> bytes:
+    """A request record's Data: a byte string in CBOR, base64 in JSON."""
+    import base64
+
+    return record["Data"] if cbor else base64.b64decode(record["Data"])
 
 
 # --------------------------------------------------------------------------

@@ -566,11 +566,14 @@ def test_large_records_split_by_request_bytes(kinesis_local, kinesis_proxy, stre
     assert_emf(run)
 
 
+@pytest.mark.parametrize("protocol", ["cbor", "json"])
 def test_throttled_records_retried_exactly_once_each(kinesis_local, kinesis_proxy, stream, extension_bin,
-                                                    lambda_sim, tmp_path):
+                                                    lambda_sim, tmp_path, protocol):
     kinesis_proxy.fault = throttle_every_other_record(6)
-    run = run_extension(kinesis_local, kinesis_proxy, stream, tmp_path, invokes=10, lines=5)
+    run = run_extension(kinesis_local, kinesis_proxy, stream, tmp_path, invokes=10, lines=5,
+                        kte={"PROTOCOL": protocol})
     assert_clean_run(run, 10)
+    assert {c.get("protocol") for c in run.put_calls} == {protocol}
     injected = sum(c["failed"] for c in run.put_calls)
     assert injected > 0
     assert_stream_matches_delivery(run, ordered=False)
@@ -580,14 +583,17 @@ def test_throttled_records_retried_exactly_once_each(kinesis_local, kinesis_prox
     assert m["RecordsRetried"] == injected, (m["RecordsRetried"], injected)
 
 
+@pytest.mark.parametrize("protocol", ["cbor", "json"])
 def test_failed_calls_retried_without_loss_or_duplicates(kinesis_local, kinesis_proxy, stream, extension_bin,
-                                                        lambda_sim, tmp_path):
+                                                        lambda_sim, tmp_path, protocol):
     # Calls 0, 1 and 3 fail as a whole (500 InternalFailure, 503, 500).
     errors = {0: ("call", 500, "InternalFailure"), 1: ("call", 503, "ServiceUnavailable"),
               3: ("call", 500, "InternalFailure")}
     kinesis_proxy.fault = lambda index, n: errors.get(index)
-    run = run_extension(kinesis_local, kinesis_proxy, stream, tmp_path, invokes=6, lines=5)
+    run = run_extension(kinesis_local, kinesis_proxy, stream, tmp_path, invokes=6, lines=5,
+                        kte={"PROTOCOL": protocol})
     assert_clean_run(run, 6)
+    assert {c.get("protocol") for c in run.put_calls} == {protocol}
     assert [c["status"] for c in run.put_calls[:2]] == [500, 503]
     assert_stream_matches_delivery(run)
     assert_function_lines(run, 6, 5)

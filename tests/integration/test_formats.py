@@ -140,12 +140,14 @@ def test_formats_deliver_every_event_byte_for_byte(kinesis_local, kinesis_proxy,
     assert b" 0 unreadable" in res.stderr, res.stderr
 
 
+@pytest.mark.parametrize("protocol", ["cbor", "json"])
 def test_kpl_failed_aggregates_retried_whole_exact_counts(kinesis_local, kinesis_proxy, stream, extension_bin,
-                                                         lambda_sim, tmp_path):
+                                                         lambda_sim, tmp_path, protocol):
     # Every other Kinesis record here is an aggregate of several events.
     kinesis_proxy.fault = throttle_every_other_record(6)
     run = run_format(kinesis_local, kinesis_proxy, stream, tmp_path, invokes=10, lines=30, line_bytes=400,
-                        kte={"RECORD_FORMAT": "kpl", "PARTITION_KEY": "random"})
+                        kte={"RECORD_FORMAT": "kpl", "PARTITION_KEY": "random", "PROTOCOL": protocol})
+    assert {c.get("protocol") for c in run.put_calls} == {protocol}
     injected = sum(c["failed"] for c in run.put_calls)
     assert injected > 0
     m = check_run(run, 10, 30, "kpl", 400, partition_key="random", ordered=False)

@@ -1,7 +1,9 @@
 /* A fake Kinesis endpoint for the pipeline's tests: a real HTTP server
  * (libmicrohttpd) in the test process that answers PutRecords with scripted
  * responses and notes what each request carried. Header-only (static), one
- * copy per test executable; include it after <cmocka.h>. Fields are read and
+ * copy per test executable; include it after <cmocka.h>. It speaks JSON only
+ * (a CBOR request is noted as -1 records), which the protocol fallback's
+ * tests use. Fields are read and
  * written under mu. */
 #ifndef KTE_FAKE_KINESIS_H
 #define KTE_FAKE_KINESIS_H
@@ -39,10 +41,11 @@ struct fake {
     uint64_t req_seqs[MAX_REQ][500];   /* of each record's first envelope */
     uint32_t req_events[MAX_REQ][500]; /* envelopes in each record (kpl, ndjson: many) */
     char target[128];
-    int outage;        /* answer 503 to everything while set */
-    int fail_every;    /* when > 0: answer 503 to every fail_every-th call */
-    int delay_ms;      /* answer this late */
-    char report[1024]; /* the last kte.dropped record seen */
+    char ctype[MAX_REQ][48]; /* each request's Content-Type */
+    int outage;              /* answer 503 to everything while set */
+    int fail_every;          /* when > 0: answer 503 to every fail_every-th call */
+    int delay_ms;            /* answer this late */
+    char report[1024];       /* the last kte.dropped record seen */
     uint64_t min_seq[MAX_REQ];
 };
 
@@ -122,6 +125,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     int idx = f->nreq++;
     const char *t = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Amz-Target");
     snprintf(f->target, sizeof f->target, "%s", t ? t : "");
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    if (idx < MAX_REQ)
+        snprintf(f->ctype[idx], sizeof f->ctype[idx], "%s", ct ? ct : "");
     int n = record_request(f, cn->buf ? cn->buf : "", idx);
     bool fail = f->outage || (f->fail_every > 0 && idx % f->fail_every == f->fail_every - 1);
     struct answer a = fail               ? (struct answer){503, "", -1}

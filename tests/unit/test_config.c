@@ -2,6 +2,7 @@
  * every validation failure, whose message must name the variable and what is
  * allowed. */
 #include "kte_config.h"
+#include "kte_cbor.h"
 #include "kte_log.h"
 
 #include "kte_test_util.h"
@@ -632,6 +633,26 @@ static void test_record_format(void **state)
                 NULL);
 }
 
+static void test_protocol(void **state)
+{
+    struct t *t = *state;
+    load_ok(t);
+    /* CBOR where it is built in (this build links libcbor). */
+    assert_int_equal(t->cfg.protocol, kte_cbor_available() ? KTE_PROTOCOL_CBOR : KTE_PROTOCOL_JSON);
+    kt_env_set(&t->env, "KTE_PROTOCOL", "json");
+    load_ok(t);
+    assert_int_equal(t->cfg.protocol, KTE_PROTOCOL_JSON);
+    kt_env_set(&t->env, "KTE_PROTOCOL", "cbor");
+    if (kte_cbor_available()) {
+        load_ok(t);
+        assert_int_equal(t->cfg.protocol, KTE_PROTOCOL_CBOR);
+    } else {
+        assert_int_equal(load(t), -1);
+        kt_assert_contains(t->msg, "not built into this binary");
+    }
+    expect_fail(t, "KTE_PROTOCOL", "CBOR", ERR_INVALID, "KTE_PROTOCOL", "'CBOR'", "json, cbor");
+}
+
 static void test_partition_key(void **state)
 {
     struct t *t = *state;
@@ -1004,6 +1025,7 @@ int main(void)
         T(test_flush),
         T(test_partition_key),
         T(test_record_format),
+        T(test_protocol),
         T(test_log_level),
         T(test_credentials),
         T(test_container_credentials),

@@ -40,6 +40,7 @@ static void set_counters(struct kte_metrics *m)
     for (int i = 0; i < KTE_RX_KINDS; i++)
         atomic_store(&m->redactions[i], 20 + i);
     atomic_store(&m->rules_match_limit, 16);
+    atomic_store(&m->protocol_fallbacks, 1);
 }
 
 static const struct want expected[] = {
@@ -81,6 +82,7 @@ static const struct want expected[] = {
     {"RedactedIpAddress", "Count", 26},
     {"RedactedCustom", "Count", 27},
     {"RulesMatchLimit", "Count", 16},
+    {"ProtocolFallbacks", "Count", 1},
 };
 #define N_EXPECTED (sizeof expected / sizeof expected[0])
 

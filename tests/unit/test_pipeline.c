@@ -99,6 +99,7 @@ static int setup_with3(void **state, const char *k1, const char *v1, const char 
                            {"AWS_SECRET_ACCESS_KEY", "secret"},
                            {"AWS_LAMBDA_FUNCTION_NAME", "fn"},
                            {"KTE_REQUEST_TIMEOUT_MS", "2000"},
+                           {"KTE_PROTOCOL", "json"}, /* the fake speaks JSON; k1 may override */
                            {NULL, NULL}};
     char et[64], msg[256], err[256];
     assert_int_equal(kte_config_load(&fx->cfg, table_env, env, et, sizeof et, msg, sizeof msg), 0);
@@ -219,6 +220,51 @@ static void test_permanent_error_drops_and_counts_without_retry(void **state)
     assert_int_equal(atomic_load(&M(fx)->delivered), 0);
     assert_int_equal(atomic_load(&M(fx)->dropped[KTE_DROP_PERMANENT]), 5);
     assert_int_equal(kte_metrics_dropped_total(M(fx)), 5);
+}
+
+static int setup_cbor(void **state)
+{
+    return setup_with(state, "KTE_PROTOCOL", "cbor", NULL, NULL);
+}
+
+/* A service that refuses CBOR (kinesis-mock and Kinesis answer an unknown
+ * content type with 404 UnknownOperationException): the same batch goes again
+ * in JSON at once, JSON stays, nothing is lost or counted as failed. */
+static void test_cbor_refused_falls_back_to_json(void **state)
+{
+    struct fixture *fx = *state;
+    fx->fake.script[0] = (struct answer){404, "<UnknownOperationException/>\n", -1};
+    fx->fake.nscript = 1;
+    ingest_fx(fx, 3);
+    assert_int_equal(flush_in(fx, 5000), 0);
+    ingest_fx(fx, 2);
+    assert_int_equal(flush_in(fx, 5000), 0);
+    assert_int_equal(fx->fake.nreq, 3);
+    assert_string_equal(fx->fake.ctype[0], "application/x-amz-cbor-1.1");
+    assert_int_equal(fx->fake.req_records[0], -1); /* not JSON */
+    assert_string_equal(fx->fake.ctype[1], "application/x-amz-json-1.1");
+    assert_int_equal(fx->fake.req_records[1], 3);
+    assert_string_equal(fx->fake.ctype[2], "application/x-amz-json-1.1");
+    assert_int_equal(fx->fake.req_records[2], 2);
+    assert_int_equal(atomic_load(&M(fx)->delivered), 5);
+    assert_int_equal(atomic_load(&M(fx)->protocol_fallbacks), 1);
+    assert_int_equal(atomic_load(&M(fx)->batches_failed), 0);
+    assert_int_equal(kte_metrics_dropped_total(M(fx)), 0);
+}
+
+/* A refusal of the request (here as a JSON body) is no refusal of CBOR. */
+static void test_cbor_request_error_keeps_cbor(void **state)
+{
+    struct fixture *fx = *state;
+    fx->fake.script[0] = (struct answer){
+        400, "{\"__type\":\"ResourceNotFoundException\",\"message\":\"Stream s not found\"}", -1};
+    fx->fake.nscript = 1;
+    ingest_fx(fx, 4);
+    assert_int_equal(flush_in(fx, 5000), 0);
+    assert_int_equal(fx->fake.nreq, 1);
+    assert_string_equal(fx->fake.ctype[0], "application/x-amz-cbor-1.1");
+    assert_int_equal(atomic_load(&M(fx)->dropped[KTE_DROP_PERMANENT]), 4);
+    assert_int_equal(atomic_load(&M(fx)->protocol_fallbacks), 0);
 }
 
 static void test_batches_split_at_500(void **state)
@@ -727,6 +773,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_permanent_error_drops_and_counts_without_retry, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_batches_split_at_500, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cbor_refused_falls_back_to_json, setup_cbor, teardown),
+        cmocka_unit_test_setup_teardown(test_cbor_request_error_keeps_cbor, setup_cbor, teardown),
         cmocka_unit_test_setup_teardown(test_kpl_failed_aggregate_is_retried_whole,
                                         setup_kpl_random, teardown),
         cmocka_unit_test_setup_teardown(test_kpl_refused_aggregate_counts_each_event,

@@ -109,6 +109,7 @@ static void stress(const char *partition_key)
         {"AWS_SECRET_ACCESS_KEY", "secret"},
         {"AWS_LAMBDA_FUNCTION_NAME", "fn"},
         {"KTE_FLUSH", "continuous,5"},
+        {"KTE_PROTOCOL", "json"}, /* the fake Kinesis speaks JSON only */
     };
     struct kt_env env = {0};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)

@@ -1,0 +1,325 @@
+/* kte_cbor and the CBOR side of kte_batch: the PutRecords request in
+ * Kinesis's CBOR protocol, its answers and error bodies (including
+ * kinesis-local's own bytes), malformed and hostile answers, and the rule
+ * that decides when the service refused the protocol itself. */
+#include "kte_batch.h"
+#include "kte_cbor.h"
+#include "kte_kinesis.h"
+
+#include <cbor.h>
+
+#include "kte_test_util.h"
+
+/* kinesis-local (kinesis-mock 0.6.2) answering PutRecords for two records in
+ * CBOR: successful entries carry ErrorCode and ErrorMessage as null. */
+static const char mock_ok[] = "\xa3nEncryptionTypedNONEqFailedRecordCount\x00gRecords\x82"
+                              "\xa4iErrorCode\xf6lErrorMessage\xf6nSequenceNumberx8"
+                              "49680689427604242331242639786323837566503158025046458370"
+                              "gShardIdtshardId-000000000000"
+                              "\xa4iErrorCode\xf6lErrorMessage\xf6nSequenceNumberx8"
+                              "49680689427604242331242639786325046492322772654221164546"
+                              "gShardIdtshardId-000000000000";
+
+/* Its error body for a missing stream (HTTP 400). */
+static const char mock_not_found[] =
+    "\xa2"
+    "f__typex\x19ResourceNotFoundExceptiongmessagexG"
+    "Stream arn arn:aws:kinesis:us-east-1:000000000000:stream/nope not found";
+
+/* cbor2.dumps of four entries: ok, throttled, ok (ErrorCode null), denied. */
+static const char partial[] =
+    "\xa3\x71\x46\x61\x69\x6c\x65\x64\x52\x65\x63\x6f\x72\x64\x43\x6f\x75\x6e"
+    "\x74\x02\x67\x52\x65\x63\x6f\x72\x64\x73\x84\xa2\x6e\x53\x65\x71\x75\x65"
+    "\x6e\x63\x65\x4e\x75\x6d\x62\x65\x72\x61\x31\x67\x53\x68\x61\x72\x64\x49"
+    "\x64\x74\x73\x68\x61\x72\x64\x49\x64\x2d\x30\x30\x30\x30\x30\x30\x30\x30"
+    "\x30\x30\x30\x30\xa2\x69\x45\x72\x72\x6f\x72\x43\x6f\x64\x65\x78\x26\x50"
+    "\x72\x6f\x76\x69\x73\x69\x6f\x6e\x65\x64\x54\x68\x72\x6f\x75\x67\x68\x70"
+    "\x75\x74\x45\x78\x63\x65\x65\x64\x65\x64\x45\x78\x63\x65\x70\x74\x69\x6f"
+    "\x6e\x6c\x45\x72\x72\x6f\x72\x4d\x65\x73\x73\x61\x67\x65\x6d\x52\x61\x74"
+    "\x65\x20\x65\x78\x63\x65\x65\x64\x65\x64\xa2\x69\x45\x72\x72\x6f\x72\x43"
+    "\x6f\x64\x65\xf6\x6e\x53\x65\x71\x75\x65\x6e\x63\x65\x4e\x75\x6d\x62\x65"
+    "\x72\x61\x32\xa2\x69\x45\x72\x72\x6f\x72\x43\x6f\x64\x65\x75\x41\x63\x63"
+    "\x65\x73\x73\x44\x65\x6e\x69\x65\x64\x45\x78\x63\x65\x70\x74\x69\x6f\x6e"
+    "\x6c\x45\x72\x72\x6f\x72\x4d\x65\x73\x73\x61\x67\x65\x62\x6e\x6f\x6e\x45"
+    "\x6e\x63\x72\x79\x70\x74\x69\x6f\x6e\x54\x79\x70\x65\x64\x4e\x4f\x4e\x45";
+
+#define LEN(a) (sizeof(a) - 1)
+
+static int parse(const void *body, size_t len, size_t n, struct kte_rec_result *res)
+{
+    char err[200] = "";
+    int rc = kte_batch_parse_response_cbor(body, len, n, res, err, sizeof err);
+    if (rc < 0)
+        assert_true(err[0] != '\0');
+    return rc;
+}
+
+static void test_available(void **state)
+{
+    (void)state;
+    assert_true(kte_cbor_available());
+}
+
+static void test_mock_answer(void **state)
+{
+    (void)state;
+    struct kte_rec_result res[2];
+    memset(res, 0xA5, sizeof res);
+    assert_int_equal(parse(mock_ok, LEN(mock_ok), 2, res), 0);
+    assert_int_equal(res[0].outcome, KTE_REC_OK);
+    assert_int_equal(res[1].outcome, KTE_REC_OK);
+    /* The wrong number of records is no answer to this call. */
+    assert_int_equal(parse(mock_ok, LEN(mock_ok), 3, res), -1);
+    assert_int_equal(parse(mock_ok, LEN(mock_ok), 1, res), -1);
+}
+
+static void test_partial_failure(void **state)
+{
+    (void)state;
+    struct kte_rec_result res[4];
+    memset(res, 0xA5, sizeof res);
+    assert_int_equal(parse(partial, LEN(partial), 4, res), 2);
+    assert_int_equal(res[0].outcome, KTE_REC_OK);
+    assert_int_equal(res[1].outcome, KTE_REC_RETRY);
+    assert_string_equal(res[1].error_code, "ProvisionedThroughputExceededException");
+    assert_int_equal(res[2].outcome, KTE_REC_OK);
+    assert_int_equal(res[3].outcome, KTE_REC_PERMANENT);
+    assert_string_equal(res[3].error_code, "AccessDeniedException");
+}
+
+/* The same shape with indefinite-length map, array and texts (chunked
+ * "ErrorCode" key and code), as a streaming encoder may write it. */
+static void test_indefinite_lengths(void **state)
+{
+    (void)state;
+    static const char body[] = "\xbf"
+                               "gRecords\x9f"
+                               "\xa0" /* {} : ok */
+                               "\xbf\x7f"
+                               "eError"
+                               "dCode\xff" /* key in two chunks */
+                               "\x7f"
+                               "jThrottling"
+                               "\xff" /* code in one chunk */
+                               "\xff" /* end of entry */
+                               "\xff" /* end of Records */
+                               "qFailedRecordCount\x01"
+                               "\xff";
+    struct kte_rec_result res[2];
+    assert_int_equal(parse(body, LEN(body), 2, res), 1);
+    assert_int_equal(res[0].outcome, KTE_REC_OK);
+    assert_int_equal(res[1].outcome, KTE_REC_RETRY);
+    assert_string_equal(res[1].error_code, "Throttling");
+}
+
+/* Tags and odd values around the entries change nothing. */
+static void test_tags_and_values(void **state)
+{
+    (void)state;
+    static const char body[] = "\xa2"
+                               "gRecords\x81\xa2"
+                               "dTime\xc1\x1a\x5f\x00\x00\x00" /* tag 1: epoch time */
+                               "iErrorCode\xd8\x20"
+                               "aX"              /* tag 32 on the code */
+                               "aZ\xf9\x3c\x00"; /* "Z": half float 1.0 */
+    struct kte_rec_result res[1];
+    assert_int_equal(parse(body, LEN(body), 1, res), 1);
+    assert_string_equal(res[0].error_code, "X");
+}
+
+static void test_malformed_answers(void **state)
+{
+    (void)state;
+    struct kte_rec_result res[4];
+    /* Every proper prefix is truncated. */
+    for (size_t k = 0; k < LEN(partial); k++)
+        assert_int_equal(parse(partial, k, 4, res), -1);
+    /* Trailing bytes. */
+    char more[LEN(partial) + 1];
+    memcpy(more, partial, LEN(partial));
+    more[LEN(partial)] = '\0';
+    assert_int_equal(parse(more, sizeof more, 4, res), -1);
+    /* JSON is not CBOR. */
+    const char *json = "{\"FailedRecordCount\":0,\"Records\":[{}]}";
+    assert_int_equal(parse(json, strlen(json), 1, res), -1);
+    /* A key that is no text. */
+    assert_int_equal(parse("\xa1\x01\x02", 3, 1, res), -1);
+    assert_int_equal(parse("\xa1\x80\x02", 3, 1, res), -1);
+    /* A container claiming more than the body holds; a huge byte string. */
+    assert_int_equal(parse("\x9b\xff\xff\xff\xff\xff\xff\xff\xff", 9, 1, res), -1);
+    assert_int_equal(parse("\xbb\x7f\xff\xff\xff\xff\xff\xff\xff", 9, 1, res), -1);
+    assert_int_equal(parse("\x5b\xff\xff\xff\xff\xff\xff\xff\xff", 9, 1, res), -1);
+    /* Breaks where none belongs; a map's break after a key. */
+    assert_int_equal(parse("\xff", 1, 1, res), -1);
+    assert_int_equal(parse("\xa1"
+                           "aa\xff",
+                           4, 1, res),
+                     -1);
+    assert_int_equal(parse("\xbf"
+                           "aa\xff",
+                           4, 1, res),
+                     -1);
+    /* An indefinite text with a byte-string chunk. */
+    assert_int_equal(parse("\x7f\x41x\xff", 4, 1, res), -1);
+    /* Text that is not UTF-8 (a stray continuation byte, an overlong form, a
+     * surrogate), as a key, a code, or a chunk. */
+    assert_int_equal(parse("\xa1\x62\xc3\x28\x00", 5, 1, res), -1);
+    assert_int_equal(parse("\xa1\x61x\x62\xc0\xaf", 6, 1, res), -1);
+    assert_int_equal(parse("\xa1\x61x\x63\xed\xa0\x80", 7, 1, res), -1);
+    assert_int_equal(parse("\xa1\x7f\x61\xff\xff\x00", 6, 1, res), -1);
+    /* Empty body. */
+    assert_int_equal(parse("", 0, 1, res), -1);
+}
+
+/* KTE_CBOR_MAX_DEPTH levels parse; one more does not, and nothing recurses. */
+static void test_depth_limit(void **state)
+{
+    (void)state;
+    char body[200];
+    for (int depth = KTE_CBOR_MAX_DEPTH; depth <= KTE_CBOR_MAX_DEPTH + 1; depth++) {
+        size_t k = 0;
+        body[k++] = '\xa1';
+        memcpy(body + k, "gRecords\x81", 9);
+        k += 9;
+        body[k++] = '\xa1'; /* the one entry, {"x": depth - 3 nested arrays} */
+        body[k++] = '\x61';
+        body[k++] = 'x';
+        for (int i = 3; i < depth; i++)
+            body[k++] = '\x81';
+        body[k++] = '\x00';
+        struct kte_rec_result res[1];
+        int rc = parse(body, k, 1, res);
+        assert_int_equal(rc, depth <= KTE_CBOR_MAX_DEPTH ? 0 : -1);
+    }
+    /* A million nested arrays fail early, without recursion. */
+    size_t n = 1000000;
+    char *deep = malloc(n);
+    assert_non_null(deep);
+    memset(deep, '\x81', n);
+    struct kte_rec_result res[1];
+    assert_int_equal(parse(deep, n, 1, res), -1);
+    free(deep);
+}
+
+static void test_error_bodies(void **state)
+{
+    (void)state;
+    char code[KTE_ERRCODE_MAX];
+    assert_int_equal(
+        kte_batch_error_code_cbor(mock_not_found, LEN(mock_not_found), code, sizeof code), 0);
+    assert_string_equal(code, "ResourceNotFoundException");
+    /* A namespaced type with a ":uri" suffix, as botocore trims it. */
+    static const char ns[] = "\xa2"
+                             "f__typex\x3f"
+                             "com.amazonaws.kinesis#ResourceNotFoundException:http://internal"
+                             "gmessageinot found";
+    assert_int_equal(kte_batch_error_code_cbor(ns, LEN(ns), code, sizeof code), 0);
+    assert_string_equal(code, "ResourceNotFoundException");
+    /* "code" when there is no __type; the first occurrence decides. */
+    static const char c2[] = "\xa2"
+                             "dcodeuExpiredTokenException"
+                             "dcodeaX";
+    assert_int_equal(kte_batch_error_code_cbor(c2, LEN(c2), code, sizeof code), 0);
+    assert_string_equal(code, "ExpiredTokenException");
+    /* No code, not a map, JSON, nested __type: none. */
+    assert_int_equal(kte_batch_error_code_cbor("\xa1gmessageaz", 11, code, sizeof code), -1);
+    assert_int_equal(kte_batch_error_code_cbor("\x81\x01", 2, code, sizeof code), -1);
+    const char *json = "{\"__type\":\"ThrottlingException\"}";
+    assert_int_equal(kte_batch_error_code_cbor(json, strlen(json), code, sizeof code), -1);
+    static const char nested[] = "\xa1"
+                                 "ax\xa1"
+                                 "f__typeaY";
+    assert_int_equal(kte_batch_error_code_cbor(nested, LEN(nested), code, sizeof code), -1);
+}
+
+/* The request decodes (with libcbor's own loader) to exactly the records. */
+static void test_request_body(void **state)
+{
+    (void)state;
+    char big[300];
+    memset(big, 0xEE, sizeof big);
+    struct kte_wire w[3] = {
+        {.data = "\x00\xff{\"a\":1}", .len = 9, .pk = "pk-1", .pk_len = 4},
+        {.data = big, .len = sizeof big, .pk = "\xc3\xa9t\xc3\xa9", .pk_len = 5},
+        {.data = "", .len = 0, .pk = "k", .pk_len = 1},
+    };
+    for (int arn = 0; arn <= 1; arn++) {
+        struct kte_buf b;
+        kte_buf_init(&b);
+        assert_int_equal(kte_cbor_body_wire(&b, "my-stream",
+                                            arn ? "arn:aws:kinesis:us-east-1:1:stream/s" : "", w,
+                                            3),
+                         0);
+        struct cbor_load_result lr;
+        cbor_item_t *root = cbor_load((cbor_data)b.data, b.len, &lr);
+        assert_non_null(root);
+        assert_int_equal(lr.read, b.len);
+        assert_true(cbor_isa_map(root) && cbor_map_is_definite(root));
+        assert_int_equal(cbor_map_size(root), 2);
+        struct cbor_pair *top = cbor_map_handle(root);
+        assert_int_equal(cbor_string_length(top[0].key), 7);
+        assert_memory_equal(cbor_string_handle(top[0].key), "Records", 7);
+        const char *sk = arn ? "StreamARN" : "StreamName";
+        const char *sv = arn ? "arn:aws:kinesis:us-east-1:1:stream/s" : "my-stream";
+        assert_int_equal(cbor_string_length(top[1].key), strlen(sk));
+        assert_memory_equal(cbor_string_handle(top[1].key), sk, strlen(sk));
+        assert_int_equal(cbor_string_length(top[1].value), strlen(sv));
+        assert_memory_equal(cbor_string_handle(top[1].value), sv, strlen(sv));
+        cbor_item_t *recs = top[0].value;
+        assert_true(cbor_isa_array(recs));
+        assert_int_equal(cbor_array_size(recs), 3);
+        for (size_t i = 0; i < 3; i++) {
+            cbor_item_t *e = cbor_array_handle(recs)[i];
+            assert_int_equal(cbor_map_size(e), 2);
+            struct cbor_pair *p = cbor_map_handle(e);
+            assert_memory_equal(cbor_string_handle(p[0].key), "Data", 4);
+            assert_true(cbor_isa_bytestring(p[0].value));
+            assert_int_equal(cbor_bytestring_length(p[0].value), w[i].len);
+            if (w[i].len)
+                assert_memory_equal(cbor_bytestring_handle(p[0].value), w[i].data, w[i].len);
+            assert_memory_equal(cbor_string_handle(p[1].key), "PartitionKey", 12);
+            assert_true(cbor_isa_string(p[1].value));
+            assert_int_equal(cbor_string_length(p[1].value), w[i].pk_len);
+            assert_memory_equal(cbor_string_handle(p[1].value), w[i].pk, w[i].pk_len);
+        }
+        cbor_decref(&root);
+        /* No base64: the body is the data plus a small overhead per record. */
+        assert_true(b.len < 9 + 300 + 0 + 3 * 40 + 40);
+        kte_buf_free(&b);
+    }
+}
+
+static void test_refusal_rule(void **state)
+{
+    (void)state;
+    /* The protocol itself. */
+    assert_true(kte_kinesis_refuses_cbor(404, "HTTP 404"));
+    assert_true(kte_kinesis_refuses_cbor(400, "SerializationException"));
+    assert_true(kte_kinesis_refuses_cbor(400, "UnknownOperationException"));
+    assert_true(kte_kinesis_refuses_cbor(415, "HTTP 415"));
+    assert_true(kte_kinesis_refuses_cbor(415, "UnsupportedMediaTypeException"));
+    /* The request, the records, the credentials, the load: not the protocol. */
+    assert_false(kte_kinesis_refuses_cbor(200, ""));
+    assert_false(kte_kinesis_refuses_cbor(400, "ResourceNotFoundException"));
+    assert_false(kte_kinesis_refuses_cbor(400, "ValidationException"));
+    assert_false(kte_kinesis_refuses_cbor(400, "ProvisionedThroughputExceededException"));
+    assert_false(kte_kinesis_refuses_cbor(400, "ExpiredTokenException"));
+    assert_false(kte_kinesis_refuses_cbor(403, "HTTP 403"));
+    assert_false(kte_kinesis_refuses_cbor(429, "HTTP 429"));
+    assert_false(kte_kinesis_refuses_cbor(408, "HTTP 408"));
+    assert_false(kte_kinesis_refuses_cbor(500, "SerializationException"));
+    assert_false(kte_kinesis_refuses_cbor(503, "HTTP 503"));
+    assert_false(kte_kinesis_refuses_cbor(0, "Couldn't connect to server (curl error 7)"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_available),       cmocka_unit_test(test_mock_answer),
+        cmocka_unit_test(test_partial_failure), cmocka_unit_test(test_indefinite_lengths),
+        cmocka_unit_test(test_tags_and_values), cmocka_unit_test(test_malformed_answers),
+        cmocka_unit_test(test_depth_limit),     cmocka_unit_test(test_error_bodies),
+        cmocka_unit_test(test_request_body),    cmocka_unit_test(test_refusal_rule),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
