@@ -236,8 +236,12 @@ def test_snapstart_restores_get_distinct_environments_and_each_event_once(
     events re-delivered after each restore are marked, and the credentials
     are fetched again after each restore."""
     restores = 3
+    # KTE_FLUSH=end: each restored environment then sends before it is frozen
+    # for good, so each restore's fresh credentials are fetched (and counted)
+    # in it; with adaptive, 200 ms gaps let the last invoke's lines wait for
+    # the next restore, which fetches once for both.
     run = run_modes(kinesis_local, kinesis_proxy, stream, tmp_path, invokes=6, lines=2, idle_ms=200,
-                    sim_args=["--snapstart", "--restores", str(restores)])
+                    kte={"FLUSH": "end"}, sim_args=["--snapstart", "--restores", str(restores)])
     assert_clean_run(run, 6)
     s = run.summary
     assert s["restores"] == restores and s["initializationType"] == "snap-start", s
