@@ -34,7 +34,7 @@ enum feature {
     F_KV = 8,       /* '=' or ':' */
     F_EYJ = 16,     /* "eyJ" */
     F_BEARER = 32,  /* "bearer", any case */
-    F_IP = 64,      /* a '.' and 4 digits, or two ':' */
+    F_IP = 64,      /* three digit-'.'-digit, or two ':' */
     F_SECRET = 128, /* "secret", any case */
 };
 
@@ -115,21 +115,27 @@ bool kte_luhn_ok(const char *s, size_t n)
     return digits >= 13 && digits <= 19 && sum % 10 == 0;
 }
 
-/* The bytes features() looks at; every other byte costs a table look-up. */
-enum { C_DIGIT = 1, C_AT, C_COLON, C_EQ, C_DOT, C_A, C_E, C_B, C_S };
+/* The bytes features() looks at; the others are skipped four at a time.
+ * "eyJ" is found by its rare 'J', not by the common 'e'. */
+enum { C_DIGIT = 1, C_AT, C_COLON, C_EQ, C_DOT, C_A, C_J, C_B, C_S };
 static const unsigned char byte_class[256] = {
     ['0'] = C_DIGIT, ['1'] = C_DIGIT, ['2'] = C_DIGIT, ['3'] = C_DIGIT, ['4'] = C_DIGIT,
     ['5'] = C_DIGIT, ['6'] = C_DIGIT, ['7'] = C_DIGIT, ['8'] = C_DIGIT, ['9'] = C_DIGIT,
     ['@'] = C_AT,    [':'] = C_COLON, ['='] = C_EQ,    ['.'] = C_DOT,   ['A'] = C_A,
-    ['e'] = C_E,     ['b'] = C_B,     ['B'] = C_B,     ['s'] = C_S,     ['S'] = C_S,
+    ['J'] = C_J,     ['b'] = C_B,     ['B'] = C_B,     ['s'] = C_S,     ['S'] = C_S,
 };
 
 static unsigned features(const char *d, size_t n)
 {
-    unsigned f = 0, digits = 0, colons = 0;
-    bool dot = false;
+    unsigned f = 0, digits = 0, colons = 0, dots = 0;
+    const unsigned char *u = (const unsigned char *)d;
     for (size_t i = 0; i < n; i++) {
-        switch (byte_class[(unsigned char)d[i]]) {
+        while (i + 4 <= n && !(byte_class[u[i]] | byte_class[u[i + 1]] | byte_class[u[i + 2]] |
+                               byte_class[u[i + 3]]))
+            i += 4;
+        if (i >= n)
+            break;
+        switch (byte_class[u[i]]) {
         case 0:
             break;
         case C_DIGIT:
@@ -144,8 +150,10 @@ static unsigned features(const char *d, size_t n)
         case C_EQ:
             f |= F_KV;
             break;
-        case C_DOT:
-            dot = true;
+        case C_DOT: /* an IPv4 address has three between digits */
+            if (i > 0 && i + 1 < n && byte_class[u[i - 1]] == C_DIGIT &&
+                byte_class[u[i + 1]] == C_DIGIT)
+                dots++;
             break;
         case C_A:
             if (i + 3 < n && ((d[i + 2] == 'I' && d[i + 3] == 'A' &&
@@ -154,23 +162,23 @@ static unsigned features(const char *d, size_t n)
                               (d[i + 1] == '3' && d[i + 2] == 'T')))
                 f |= F_AKEY;
             break;
-        case C_E:
-            if (i + 2 < n && d[i + 1] == 'y' && d[i + 2] == 'J')
+        case C_J:
+            if (i >= 2 && d[i - 2] == 'e' && d[i - 1] == 'y')
                 f |= F_EYJ;
             break;
         case C_B:
-            if (i + 5 < n && !strncasecmp(d + i + 1, "earer", 5))
+            if (i + 5 < n && (u[i + 1] | 0x20) == 'e' && !strncasecmp(d + i + 2, "arer", 4))
                 f |= F_BEARER;
             break;
         case C_S:
-            if (i + 5 < n && !strncasecmp(d + i + 1, "ecret", 5))
+            if (i + 5 < n && (u[i + 1] | 0x20) == 'e' && !strncasecmp(d + i + 2, "cret", 4))
                 f |= F_SECRET;
             break;
         }
     }
     if (digits >= 13)
         f |= F_DIGITS13;
-    if ((dot && digits >= 4) || colons >= 2)
+    if (dots >= 3 || colons >= 2)
         f |= F_IP;
     return f;
 }
@@ -588,17 +596,21 @@ static int cmp_span(const void *x, const void *y)
 static const struct pattern limit_pattern = {.rule = KTE_RX_KINDS,
                                              .marker = "[REDACTED:match-limit]"};
 
-/* Redacts the JSON string whose body is raw[a, b), appending the result
- * (body only) to out. Returns the number of spans replaced, -1 on no memory. */
+/* Redacts the JSON string whose body is raw[a, b). Nothing to replace: out
+ * is left alone. Else appends raw[*done, a) (what lies before, unchanged)
+ * and the redacted body to out, and sets *done to b: an event with nothing
+ * to redact is never copied. Returns the number of spans replaced, -1 on no
+ * memory. */
 static long redact_string(const struct kte_rules *r, struct kte_rules_scratch *s, const char *raw,
-                          size_t a, size_t b, struct kte_buf *out, struct kte_rules_outcome *oc)
+                          size_t a, size_t b, size_t *done, struct kte_buf *out,
+                          struct kte_rules_outcome *oc)
 {
     /* Without a backslash the string is its own decoding, byte i at raw
      * offset a + i: most log lines, spared the copy and the map. */
     bool plain = !memchr(raw + a, '\\', b - a);
     long n = plain ? (long)(b - a) : decode(s, raw, a, b);
     if (n < 0)
-        return kte_buf_append(out, raw + a, b - a) ? -1 : 0; /* not ours to fix */
+        return 0; /* not ours to fix */
     s->n_spans = 0;
     const char *d = plain ? raw + a : s->dec;
     bool failed = false;
@@ -626,7 +638,9 @@ static long redact_string(const struct kte_rules *r, struct kte_rules_scratch *s
             return -1;
     }
     if (!s->n_spans)
-        return kte_buf_append(out, raw + a, b - a) ? -1 : 0;
+        return 0;
+    if (kte_buf_append(out, raw + *done, a - *done))
+        return -1;
     qsort(s->spans, s->n_spans, sizeof *s->spans, cmp_span);
     size_t cursor = a, kept = 0, last_end = 0;
     for (size_t i = 0; i < s->n_spans; i++) {
@@ -658,6 +672,7 @@ static long redact_string(const struct kte_rules *r, struct kte_rules_scratch *s
     }
     if (kte_buf_append(out, raw + cursor, b - cursor))
         return -1;
+    *done = b;
     return (long)kept;
 }
 
@@ -665,7 +680,7 @@ struct redact_ctx {
     const struct kte_rules *r;
     struct kte_rules_scratch *s;
     const char *raw;
-    size_t cursor;
+    size_t cursor; /* raw[0, cursor) is in out, as redacted */
     struct kte_buf *out;
     struct kte_rules_outcome *oc;
     long total;
@@ -688,17 +703,12 @@ static bool redact_value(struct redact_ctx *c, const char *v, const char *v_end)
         return false;
     if (*v == '"') {
         size_t a = (size_t)(v + 1 - c->raw), b = (size_t)(v_end - 1 - c->raw);
-        if (kte_buf_append(c->out, c->raw + c->cursor, a - c->cursor)) {
-            c->oom = true;
-            return false;
-        }
-        long k = redact_string(c->r, c->s, c->raw, a, b, c->out, c->oc);
+        long k = redact_string(c->r, c->s, c->raw, a, b, &c->cursor, c->out, c->oc);
         if (k < 0) {
             c->oom = true;
             return false;
         }
         c->total += k;
-        c->cursor = b;
     } else if (*v == '{') {
         each_member(v, v_end, redact_member, c);
     } else if (*v == '[') {
