@@ -9,7 +9,9 @@
 #                                    and compression (build/bench/cost.{json,md}, docs/bench/cost.md)
 #   bash scripts/bench.sh fleet      20 environments against a 2-shard stream's per-shard limits
 #                                    (build/bench/fleet.{json,md}, docs/bench/fleet.md)
-#   bash scripts/bench.sh profile    callgrind profile of a 100k-event run (build/bench/profile/)
+#   bash scripts/bench.sh profile    callgrind profile of a 100k-event run (build/bench/profile/);
+#                                    KTE_PROFILE_RULES=1: instructions per event the processing rules
+#                                    add, on the rules-sim lines (tests/bench/bench_profile.py)
 #   bash scripts/bench.sh rules      CPU per event of the processing rules (issue 15), glibc -O2
 #                                    and, once `make layer` ran, the layer's musl -Os toolchain
 #   bash scripts/bench.sh rules-sim  CPU the processing rules add in the layer and dev binaries under

@@ -34,7 +34,8 @@ enum feature {
     F_KV = 8,       /* '=' or ':' */
     F_EYJ = 16,     /* "eyJ" */
     F_BEARER = 32,  /* "bearer", any case */
-    F_IP = 64,      /* a '.' and 4 digits, or two ':' */
+    F_IP = 64,      /* three digit-'.'-digit, or two ':' */
+    F_SECRET = 128, /* "secret", any case */
 };
 
 struct pattern {
@@ -114,40 +115,76 @@ bool kte_luhn_ok(const char *s, size_t n)
     return digits >= 13 && digits <= 19 && sum % 10 == 0;
 }
 
+/* The bytes features() looks at; the others are skipped four at a time.
+ * "eyJ" is found by its rare 'J', not by the common 'e'. */
+enum { C_DIGIT = 1, C_AT, C_COLON, C_EQ, C_DOT, C_A, C_J, C_B, C_S };
+static const unsigned char byte_class[256] = {
+    ['0'] = C_DIGIT, ['1'] = C_DIGIT, ['2'] = C_DIGIT, ['3'] = C_DIGIT, ['4'] = C_DIGIT,
+    ['5'] = C_DIGIT, ['6'] = C_DIGIT, ['7'] = C_DIGIT, ['8'] = C_DIGIT, ['9'] = C_DIGIT,
+    ['@'] = C_AT,    [':'] = C_COLON, ['='] = C_EQ,    ['.'] = C_DOT,   ['A'] = C_A,
+    ['J'] = C_J,     ['b'] = C_B,     ['B'] = C_B,     ['s'] = C_S,     ['S'] = C_S,
+};
+
 static unsigned features(const char *d, size_t n)
 {
-    unsigned f = 0, digits = 0, colons = 0;
-    bool dot = false;
+    unsigned f = 0, digits = 0, colons = 0, dots = 0;
+    const unsigned char *u = (const unsigned char *)d;
     for (size_t i = 0; i < n; i++) {
-        char c = d[i];
-        if (c >= '0' && c <= '9')
+        while (i + 4 <= n && !(byte_class[u[i]] | byte_class[u[i + 1]] | byte_class[u[i + 2]] |
+                               byte_class[u[i + 3]]))
+            i += 4;
+        if (i >= n)
+            break;
+        switch (byte_class[u[i]]) {
+        case 0:
+            break;
+        case C_DIGIT:
             digits++;
-        else if (c == '@')
+            break;
+        case C_AT:
             f |= F_AT;
-        else if (c == ':')
+            break;
+        case C_COLON:
             colons++, f |= F_KV;
-        else if (c == '=')
+            break;
+        case C_EQ:
             f |= F_KV;
-        else if (c == '.')
-            dot = true;
-        else if (c == 'A' && i + 3 < n &&
-                 ((d[i + 2] == 'I' && d[i + 3] == 'A' &&
-                   (d[i + 1] == 'K' || d[i + 1] == 'S' || d[i + 1] == 'B')) ||
-                  (d[i + 1] == 'C' && d[i + 2] == 'C' && d[i + 3] == 'A') ||
-                  (d[i + 1] == '3' && d[i + 2] == 'T')))
-            f |= F_AKEY;
-        else if (c == 'e' && i + 2 < n && d[i + 1] == 'y' && d[i + 2] == 'J')
-            f |= F_EYJ;
-        else if ((c | 0x20) == 'b' && i + 5 < n && !strncasecmp(d + i + 1, "earer", 5))
-            f |= F_BEARER;
+            break;
+        case C_DOT: /* an IPv4 address has three between digits */
+            if (i > 0 && i + 1 < n && byte_class[u[i - 1]] == C_DIGIT &&
+                byte_class[u[i + 1]] == C_DIGIT)
+                dots++;
+            break;
+        case C_A:
+            if (i + 3 < n && ((d[i + 2] == 'I' && d[i + 3] == 'A' &&
+                               (d[i + 1] == 'K' || d[i + 1] == 'S' || d[i + 1] == 'B')) ||
+                              (d[i + 1] == 'C' && d[i + 2] == 'C' && d[i + 3] == 'A') ||
+                              (d[i + 1] == '3' && d[i + 2] == 'T')))
+                f |= F_AKEY;
+            break;
+        case C_J:
+            if (i >= 2 && d[i - 2] == 'e' && d[i - 1] == 'y')
+                f |= F_EYJ;
+            break;
+        case C_B:
+            if (i + 5 < n && (u[i + 1] | 0x20) == 'e' && !strncasecmp(d + i + 2, "arer", 4))
+                f |= F_BEARER;
+            break;
+        case C_S:
+            if (i + 5 < n && (u[i + 1] | 0x20) == 'e' && !strncasecmp(d + i + 2, "cret", 4))
+                f |= F_SECRET;
+            break;
+        }
     }
     if (digits >= 13)
         f |= F_DIGITS13;
-    if ((dot && digits >= 4) || colons >= 2)
+    if (dots >= 3 || colons >= 2)
         f |= F_IP;
     return f;
 }
 
+/* Every built-in but ip-address and credit-card needs a literal the
+ * prefilter sees (any case under (?i)): without it the pattern is not run. */
 static const struct builtin {
     const char *name;
     const char *re;
@@ -169,13 +206,13 @@ static const struct builtin {
                                "(?i)(?:aws_?secret_?(?:access_?)?key|secret_?access_?key)"
                                "[\"']?+\\s*+[:=]\\s*+[\"']?+\\K(?-i)[A-Za-z0-9/+=]{40}+"
                                "(?![A-Za-z0-9/+=])",
-                               NULL, F_KV},
+                               NULL, F_SECRET | F_KV},
     [KTE_RX_JWT] =
         {"jwt", "(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{4,}+\\.eyJ[A-Za-z0-9_-]{4,}+\\.[A-Za-z0-9_-]*+",
-         NULL, 0},
+         NULL, F_EYJ},
     [KTE_RX_BEARER_TOKEN] = {"bearer-token",
                              "(?i)(?<![A-Za-z0-9])bearer[ \\t]++\\K[A-Za-z0-9._~+/-]{8,}+=*+", NULL,
-                             0},
+                             F_BEARER},
     [KTE_RX_IP_ADDRESS] =
         {"ip-address",
          "(?<![0-9A-Za-z.])(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.)"
@@ -278,14 +315,22 @@ static const char *skip_ws(const char *p, const char *end)
     return p;
 }
 
-/* p at '"'; returns just past the closing quote, or NULL. */
+/* p at '"'; returns just past the closing quote, or NULL. A quote closes the
+ * string when an even number of backslashes precede it (memchr: the message
+ * of a log line is most of an event, and every rule scans past it). */
 static const char *skip_string(const char *p, const char *end)
 {
-    for (p++; p < end; p++) {
-        if (*p == '\\')
-            p++;
-        else if (*p == '"')
-            return p + 1;
+    const char *start = ++p;
+    while (p < end) {
+        const char *q = memchr(p, '"', (size_t)(end - p));
+        if (!q)
+            return NULL;
+        const char *b = q;
+        while (b > start && b[-1] == '\\')
+            b--;
+        if (!((q - b) & 1))
+            return q + 1;
+        p = q + 1;
     }
     return NULL;
 }
@@ -551,16 +596,23 @@ static int cmp_span(const void *x, const void *y)
 static const struct pattern limit_pattern = {.rule = KTE_RX_KINDS,
                                              .marker = "[REDACTED:match-limit]"};
 
-/* Redacts the JSON string whose body is raw[a, b), appending the result
- * (body only) to out. Returns the number of spans replaced, -1 on no memory. */
+/* Redacts the JSON string whose body is raw[a, b). Nothing to replace: out
+ * is left alone. Else appends raw[*done, a) (what lies before, unchanged)
+ * and the redacted body to out, and sets *done to b: an event with nothing
+ * to redact is never copied. Returns the number of spans replaced, -1 on no
+ * memory. */
 static long redact_string(const struct kte_rules *r, struct kte_rules_scratch *s, const char *raw,
-                          size_t a, size_t b, struct kte_buf *out, struct kte_rules_outcome *oc)
+                          size_t a, size_t b, size_t *done, struct kte_buf *out,
+                          struct kte_rules_outcome *oc)
 {
-    long n = decode(s, raw, a, b);
+    /* Without a backslash the string is its own decoding, byte i at raw
+     * offset a + i: most log lines, spared the copy and the map. */
+    bool plain = !memchr(raw + a, '\\', b - a);
+    long n = plain ? (long)(b - a) : decode(s, raw, a, b);
     if (n < 0)
-        return kte_buf_append(out, raw + a, b - a) ? -1 : 0; /* not ours to fix */
+        return 0; /* not ours to fix */
     s->n_spans = 0;
-    const char *d = s->dec;
+    const char *d = plain ? raw + a : s->dec;
     bool failed = false;
     unsigned have = r->any_need ? features(d, (size_t)n) : 0;
     for (size_t i = 0; i < r->n_redact && !failed; i++) {
@@ -586,7 +638,9 @@ static long redact_string(const struct kte_rules *r, struct kte_rules_scratch *s
             return -1;
     }
     if (!s->n_spans)
-        return kte_buf_append(out, raw + a, b - a) ? -1 : 0;
+        return 0;
+    if (kte_buf_append(out, raw + *done, a - *done))
+        return -1;
     qsort(s->spans, s->n_spans, sizeof *s->spans, cmp_span);
     size_t cursor = a, kept = 0, last_end = 0;
     for (size_t i = 0; i < s->n_spans; i++) {
@@ -595,7 +649,7 @@ static long redact_string(const struct kte_rules *r, struct kte_rules_scratch *s
             /* Overlaps the previous span: extend it (nothing of a secret stays). */
             if (sp.e > last_end) {
                 last_end = sp.e;
-                cursor = s->src_e[last_end - 1];
+                cursor = plain ? a + last_end : s->src_e[last_end - 1];
             }
             continue;
         }
@@ -604,7 +658,8 @@ static long redact_string(const struct kte_rules *r, struct kte_rules_scratch *s
             sp.s--;
         while (sp.e < (size_t)n && ((unsigned char)d[sp.e] & 0xC0) == 0x80)
             sp.e++;
-        size_t ra = s->src_s[sp.s], rb = s->src_e[sp.e - 1];
+        size_t ra = plain ? a + sp.s : s->src_s[sp.s];
+        size_t rb = plain ? a + sp.e : s->src_e[sp.e - 1];
         if (ra < cursor)
             ra = cursor;
         if (kte_buf_append(out, raw + cursor, ra - cursor) || kte_buf_puts(out, sp.p->marker))
@@ -617,6 +672,7 @@ static long redact_string(const struct kte_rules *r, struct kte_rules_scratch *s
     }
     if (kte_buf_append(out, raw + cursor, b - cursor))
         return -1;
+    *done = b;
     return (long)kept;
 }
 
@@ -624,7 +680,7 @@ struct redact_ctx {
     const struct kte_rules *r;
     struct kte_rules_scratch *s;
     const char *raw;
-    size_t cursor;
+    size_t cursor; /* raw[0, cursor) is in out, as redacted */
     struct kte_buf *out;
     struct kte_rules_outcome *oc;
     long total;
@@ -647,17 +703,12 @@ static bool redact_value(struct redact_ctx *c, const char *v, const char *v_end)
         return false;
     if (*v == '"') {
         size_t a = (size_t)(v + 1 - c->raw), b = (size_t)(v_end - 1 - c->raw);
-        if (kte_buf_append(c->out, c->raw + c->cursor, a - c->cursor)) {
-            c->oom = true;
-            return false;
-        }
-        long k = redact_string(c->r, c->s, c->raw, a, b, c->out, c->oc);
+        long k = redact_string(c->r, c->s, c->raw, a, b, &c->cursor, c->out, c->oc);
         if (k < 0) {
             c->oom = true;
             return false;
         }
         c->total += k;
-        c->cursor = b;
     } else if (*v == '{') {
         each_member(v, v_end, redact_member, c);
     } else if (*v == '[') {

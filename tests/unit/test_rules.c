@@ -174,6 +174,28 @@ static void test_ip(void **state)
     expect_redact("ip-address", "mac 00:1a:2b:3c:4d:5e", "mac 00:1a:2b:3c:4d:5e");
 }
 
+/* The prefilter runs a built-in pattern only when the string holds what
+ * every match contains: matches at the edges of the string, in other cases,
+ * and behind an escape must still be found. */
+static void test_prefilter_edges(void **state)
+{
+    (void)state;
+    expect_redact("ip-address", "1.2.3.4", "[REDACTED:ip-address]");
+    expect_redact("ip-address", "ip=10.0.0.1", "ip=[REDACTED:ip-address]");
+    expect_redact("ip-address", "v 1.2.3 and 4.5", "v 1.2.3 and 4.5");
+    expect_redact("ip-address", "a\\u00201.2.3.4", "a\\u0020[REDACTED:ip-address]");
+    expect_redact("bearer-token", "BEARER abcdefgh12", "BEARER [REDACTED:bearer-token]");
+    expect_redact("bearer-token", "\\u0062earer abcdefgh12",
+                  "\\u0062earer [REDACTED:bearer-token]");
+    expect_redact("aws-secret-key", "SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                  "SECRET_ACCESS_KEY=[REDACTED:aws-secret-key]");
+    expect_redact("aws-secret-key",
+                  "aws\\u005fsecret\\u005fkey: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                  "aws\\u005fsecret\\u005fkey: [REDACTED:aws-secret-key]");
+    expect_redact("jwt", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.s", "[REDACTED:jwt]");
+    expect_redact("jwt", "e\\u0079JhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.s", "[REDACTED:jwt]");
+}
+
 static void test_json_validity(void **state)
 {
     (void)state;
@@ -642,13 +664,21 @@ static void test_rules_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_email),        cmocka_unit_test(test_credit_card),
-        cmocka_unit_test(test_aws_keys),     cmocka_unit_test(test_jwt_bearer),
-        cmocka_unit_test(test_ip),           cmocka_unit_test(test_json_validity),
-        cmocka_unit_test(test_levels),       cmocka_unit_test(test_types_and_regex),
-        cmocka_unit_test(test_sampling),     cmocka_unit_test(test_match_limit),
-        cmocka_unit_test(test_load_errors),  cmocka_unit_test(test_rules_file),
-        cmocka_unit_test(test_named_custom), cmocka_unit_test(test_named_custom_errors),
+        cmocka_unit_test(test_email),
+        cmocka_unit_test(test_credit_card),
+        cmocka_unit_test(test_aws_keys),
+        cmocka_unit_test(test_jwt_bearer),
+        cmocka_unit_test(test_prefilter_edges),
+        cmocka_unit_test(test_ip),
+        cmocka_unit_test(test_json_validity),
+        cmocka_unit_test(test_levels),
+        cmocka_unit_test(test_types_and_regex),
+        cmocka_unit_test(test_sampling),
+        cmocka_unit_test(test_match_limit),
+        cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_rules_file),
+        cmocka_unit_test(test_named_custom),
+        cmocka_unit_test(test_named_custom_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
