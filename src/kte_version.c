@@ -6,6 +6,11 @@
 #include <pcre2.h>
 #include <string.h>
 #include <yajl/yajl_version.h>
+#include <zlib.h>
+#include <zstd.h>
+#ifdef KTE_HAVE_CBOR
+#include <cbor.h>
+#endif
 #ifdef __GLIBC__
 #include <gnu/libc-version.h>
 #endif
@@ -36,17 +41,24 @@ size_t kte_version_text(char *buf, size_t cap)
 #ifdef KTE_BUILD_SOURCES
     sources = "built from Debian source packages: " KTE_BUILD_SOURCES "\n";
 #endif
+    /* libcbor has no run-time version call: its headers' (static in the layer) */
+#ifdef KTE_HAVE_CBOR
+    const char *cbor = " libcbor/" CBOR_VERSION;
+#else
+    const char *cbor = "";
+#endif
     int n = snprintf(buf, cap,
                      "kinesis-telemetry-extension %s\n"
-                     "libcurl/%s %s libmicrohttpd/%s yajl/%d.%d.%d PCRE2/%s %s\n%s",
+                     "libcurl/%s %s libmicrohttpd/%s yajl/%d.%d.%d PCRE2/%s zlib/%s zstd/%s%s %s\n%s",
                      KTE_VERSION, cv->version, cv->ssl_version ? cv->ssl_version : "(no TLS)",
-                     MHD_get_version(), yv / 10000, yv / 100 % 100, yv % 100, pcre2, libc, sources);
+                     MHD_get_version(), yv / 10000, yv / 100 % 100, yv % 100, pcre2, zlibVersion(),
+                     ZSTD_versionString(), cbor, libc, sources);
     return n < 0 ? 0 : (size_t)n;
 }
 
 int kte_version_print(FILE *out)
 {
-    char buf[512];
+    char buf[1024];
     size_t n = kte_version_text(buf, sizeof buf);
     if (n >= sizeof buf)
         n = sizeof buf - 1;

@@ -28,7 +28,8 @@ def test_version_lists_the_linked_libraries_without_a_lambda_environment():
         f"kinesis-telemetry-extension {version}",
         f"libcurl/{pkg_version('libcurl')} OpenSSL/{pkg_version('openssl')} "
         f"libmicrohttpd/{pkg_version('libmicrohttpd')} yajl/{pkg_version('yajl')} "
-        f"PCRE2/{pkg_version('libpcre2-8')} glibc/{glibc}",
+        f"PCRE2/{pkg_version('libpcre2-8')} zlib/{pkg_version('zlib')} zstd/{pkg_version('libzstd')} "
+        f"libcbor/{pkg_version('libcbor')} glibc/{glibc}",
     ], res.stdout
 
 

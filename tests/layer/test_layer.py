@@ -74,7 +74,16 @@ def test_zip_holds_the_extension_with_mode_0755_and_notices_outside_extensions(a
 
 # What --version calls each library, and the Debian source package it comes from.
 LIBRARY_PACKAGE = {"libcurl": "curl", "OpenSSL": "openssl", "libmicrohttpd": "libmicrohttpd",
-                   "yajl": "yajl", "PCRE2": "pcre2", "musl": "musl"}
+                   "yajl": "yajl", "PCRE2": "pcre2", "zlib": "zlib", "zstd": "libzstd", "libcbor": "libcbor",
+                   "musl": "musl"}
+
+
+def library_version(debian_version):
+    """What the library itself reports for a Debian version: upstream's,
+    without Debian's repacking marks (zlib 1:1.3.dfsg+really1.3.1-1 is
+    1.3.1, libzstd 1.5.7+dfsg-1 is 1.5.7)."""
+    v = upstream_version(debian_version).split("really")[-1]
+    return re.sub(r"[.+~]dfsg.*$", "", v)
 
 
 def version_output(make_root, arch, binary):
@@ -90,7 +99,7 @@ def test_version_names_every_library_and_its_source_package(arch, binary, make_r
     lines = res.stdout.splitlines()
     version = re.search(r"project\([^)]*VERSION ([0-9.]+)", (REPO / "CMakeLists.txt").read_text()).group(1)
     pins = layer_sources()
-    upstream = {name: upstream_version(v) for name, v in pins}
+    upstream = {name: library_version(v) for name, v in pins}
     assert lines == [
         f"kinesis-telemetry-extension {version}",
         " ".join(f"{lib}/{upstream[pkg]}" for lib, pkg in LIBRARY_PACKAGE.items()),
