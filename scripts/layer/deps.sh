@@ -142,8 +142,12 @@ fetch_orig_only() {
     awk -v f="$file" '$3 == f { print $1, $2 }') || true
   [ -n "$dir" ] && [ -n "${sha:-}" ] || die "the Sources index lists no $file for $s"
   log "fetching $file (orig tarball only; sha256 from the signed Sources index)"
-  curl -fsS --retry 3 -o "$DEPS/src/$file.part" "$KTE_LAYER_DEBIAN_MIRROR/$dir/$file" ||
-    die "cannot download $KTE_LAYER_DEBIAN_MIRROR/$dir/$file"
+  # apt's own downloader: apt's proxy settings, no curl(1) needed on the
+  # build host, and it refuses a file whose sha256 is not the index's.
+  rm -f "$DEPS/src/$file.part"
+  /usr/lib/apt/apt-helper "${APT_OPTS[@]}" download-file "$KTE_LAYER_DEBIAN_MIRROR/$dir/$file" \
+    "$DEPS/src/$file.part" "SHA256:$sha" >&2 ||
+    die "cannot download $KTE_LAYER_DEBIAN_MIRROR/$dir/$file (or its sha256 is not the index's)"
   got=$(sha256sum "$DEPS/src/$file.part" | cut -d' ' -f1)
   [ "$got" = "$sha" ] && [ "$(stat -c %s "$DEPS/src/$file.part")" = "$size" ] ||
     die "$file: sha256 $got, size $(stat -c %s "$DEPS/src/$file.part"); the index says $sha, $size"
