@@ -47,12 +47,13 @@ size_t kte_version_text(char *buf, size_t cap)
 #else
     const char *cbor = "";
 #endif
-    int n = snprintf(buf, cap,
-                     "kinesis-telemetry-extension %s\n"
-                     "libcurl/%s %s libmicrohttpd/%s yajl/%d.%d.%d PCRE2/%s zlib/%s zstd/%s%s %s\n%s",
-                     KTE_VERSION, cv->version, cv->ssl_version ? cv->ssl_version : "(no TLS)",
-                     MHD_get_version(), yv / 10000, yv / 100 % 100, yv % 100, pcre2, zlibVersion(),
-                     ZSTD_versionString(), cbor, libc, sources);
+    int n =
+        snprintf(buf, cap,
+                 "kinesis-telemetry-extension %s\n"
+                 "libcurl/%s %s libmicrohttpd/%s yajl/%d.%d.%d PCRE2/%s zlib/%s zstd/%s%s %s\n%s",
+                 KTE_VERSION, cv->version, cv->ssl_version ? cv->ssl_version : "(no TLS)",
+                 MHD_get_version(), yv / 10000, yv / 100 % 100, yv % 100, pcre2, zlibVersion(),
+                 ZSTD_versionString(), cbor, libc, sources);
     return n < 0 ? 0 : (size_t)n;
 }
 
