@@ -73,6 +73,7 @@ struct kte_pipeline {
     int64_t last_flush_ms;
     struct kte_intake_log intake_log; /* when bodies arrived (adaptive flush) */
     int64_t next_attempt_ms;          /* backoff: no PutRecords before this */
+    int64_t last_call_ms;             /* when the sender took its last batch */
     int64_t backoff_ms;
     bool stopping;
     bool closed;       /* intake ended: bodies are refused, not accepted */
@@ -723,6 +724,7 @@ static bool should_send(struct kte_pipeline *p, int64_t now, int64_t *wake)
         .interval_ms = p->cfg->flush_interval_ms,
         .last_flush_ms = p->last_flush_ms,
         .next_attempt_ms = p->next_attempt_ms,
+        .last_call_ms = p->last_call_ms,
         .full = p->full,
     };
     return kte_send_should(&v, now, wake);
@@ -731,6 +733,7 @@ static bool should_send(struct kte_pipeline *p, int64_t now, int64_t *wake)
 /* Moves the next batch from the queue to the sender. */
 static size_t take_batch(struct kte_pipeline *p)
 {
+    p->last_call_ms = kte_now_ms();
     size_t n = kte_framer_plan(&p->framer, p->queue.head);
     for (size_t i = 0; i < n; i++)
         p->batch[i] = kte_queue_pop(&p->queue);

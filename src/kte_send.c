@@ -1,13 +1,18 @@
 #include "kte_send.h"
 
-/* Whether a flush waits for the head record and still has time for a call. */
-static bool flush_due(const struct kte_send_view *v, int64_t now)
+/* Whether a flush waits for the head record and still has time for a call;
+ * *deadline is the latest such flush's deadline. */
+static bool flush_due(const struct kte_send_view *v, int64_t now, int64_t *deadline)
 {
+    bool due = false;
     for (const struct kte_flush_req *f = v->flushes; f; f = f->next)
         if ((v->head_is_report || v->head_seq <= f->upto) &&
-            now + KTE_MIN_ATTEMPT_MS < f->deadline_ms)
-            return true;
-    return false;
+            now + KTE_MIN_ATTEMPT_MS < f->deadline_ms) {
+            if (!due || f->deadline_ms > *deadline)
+                *deadline = f->deadline_ms;
+            due = true;
+        }
+    return due;
 }
 
 struct kte_send_limits kte_send_limits(const struct kte_config *cfg, size_t max_events)
@@ -36,10 +41,16 @@ bool kte_send_should(const struct kte_send_view *v, int64_t now, int64_t *wake)
     /* adaptive: the timer delivers what deferred invokes left (kte_flush.h) */
     bool timer = v->mode == KTE_FLUSH_CONTINUOUS || v->mode == KTE_FLUSH_ADAPTIVE;
     int64_t timer_at = v->last_flush_ms + v->interval_ms;
-    if (full || flush_due(v, now) || (timer && now >= timer_at)) {
-        if (now >= v->next_attempt_ms)
+    int64_t deadline = 0;
+    bool flushing = flush_due(v, now, &deadline);
+    if (full || flushing || (timer && now >= timer_at)) {
+        int64_t at = v->next_attempt_ms;
+        int64_t last = deadline - KTE_LAST_CHANCE_MS;
+        if (flushing && at > last && v->last_call_ms < last)
+            at = last;
+        if (now >= at)
             return true;
-        *wake = v->next_attempt_ms;
+        *wake = at;
         return false;
     }
     if (timer)

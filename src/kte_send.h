@@ -16,7 +16,8 @@
 
 #define KTE_BACKOFF_BASE_MS 25
 #define KTE_BACKOFF_CAP_MS  2000
-#define KTE_MIN_ATTEMPT_MS  20 /* less time than this left in a flush: do not start a request */
+#define KTE_MIN_ATTEMPT_MS  20  /* less time than this left in a flush: do not start a request */
+#define KTE_LAST_CHANCE_MS  300 /* a flush's last attempt starts this long before its deadline */
 
 /* One caller of kte_pipeline_flush: it waits for every record up to seq
  * upto, until its deadline. Flushes compose: each waiter keeps its own
@@ -39,6 +40,7 @@ struct kte_send_view {
     long interval_ms;        /* the continuous mode's timer */
     int64_t last_flush_ms;   /* last flush or (continuous) last call */
     int64_t next_attempt_ms; /* backoff: no call before this */
+    int64_t last_call_ms;    /* when the last call started (0: none yet) */
     struct kte_send_limits {
         size_t events; /* events one call can take (500 for `event`, more when grouped) */
         size_t bytes;  /* queued bytes that make a call worth sending at once */
@@ -58,7 +60,11 @@ struct kte_send_limits kte_send_limits(const struct kte_config *cfg, size_t max_
 bool kte_send_full(const struct kte_send_limits *l, size_t queued, size_t queued_bytes);
 
 /* Whether to call PutRecords at now; otherwise *wake is when to look again
- * (0: only when something changes). */
+ * (0: only when something changes). A waiting flush whose deadline falls
+ * inside the backoff still gets one last attempt, KTE_LAST_CHANCE_MS before
+ * that deadline (unless a call already started since then): after a long
+ * outage the backoff reaches 2 s, and a SIGTERM or SHUTDOWN flush (1.5 s)
+ * must not drop what Kinesis would take by now. */
 bool kte_send_should(const struct kte_send_view *v, int64_t now, int64_t *wake);
 
 /* The backoff after a call that left records to retry: exponential with full

@@ -116,6 +116,38 @@ static void test_backoff_defers_a_due_send(void **state)
     assert_true(kte_send_should(&v, 1200, &wake));
 }
 
+/* A flush whose deadline falls inside the backoff gets one last attempt
+ * KTE_LAST_CHANCE_MS before it (after a long outage the backoff reaches 2 s,
+ * longer than a SIGTERM flush), and only one. */
+static void test_flush_gets_a_last_chance_inside_the_backoff(void **state)
+{
+    (void)state;
+    struct kte_send_view v = view(3, 1);
+    struct kte_flush_req f = {10, 2000, NULL};
+    v.flushes = &f;
+    v.next_attempt_ms = 2500; /* past the deadline */
+    v.last_call_ms = 500;
+    int64_t wake;
+    assert_false(kte_send_should(&v, 1000, &wake));
+    assert_int_equal(wake, 2000 - KTE_LAST_CHANCE_MS);
+    assert_true(kte_send_should(&v, 2000 - KTE_LAST_CHANCE_MS, &wake));
+    /* that attempt failed: no second last chance, the backoff decides */
+    v.last_call_ms = 2000 - KTE_LAST_CHANCE_MS;
+    assert_false(kte_send_should(&v, 1750, &wake));
+    assert_int_equal(wake, 2500);
+    /* a backoff ending before the last chance is kept as it is */
+    v.last_call_ms = 500;
+    v.next_attempt_ms = 1200;
+    assert_false(kte_send_should(&v, 1000, &wake));
+    assert_int_equal(wake, 1200);
+    /* without a flush (a full queue under backoff) there is no deadline */
+    v.flushes = NULL;
+    v.queued = KTE_BATCH_MAX_RECORDS;
+    v.next_attempt_ms = 2500;
+    assert_false(kte_send_should(&v, 1000, &wake));
+    assert_int_equal(wake, 2500);
+}
+
 static void test_continuous_timer(void **state)
 {
     (void)state;
@@ -184,6 +216,7 @@ int main(void)
         cmocka_unit_test(test_full_follows_the_format_and_the_buffer),
         cmocka_unit_test(test_any_live_flush_covering_the_head_sends),
         cmocka_unit_test(test_backoff_defers_a_due_send),
+        cmocka_unit_test(test_flush_gets_a_last_chance_inside_the_backoff),
         cmocka_unit_test(test_continuous_timer),
         cmocka_unit_test(test_backoff_grows_caps_and_resets_on_progress),
         cmocka_unit_test(test_outcome_per_status),
