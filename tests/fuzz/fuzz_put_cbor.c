@@ -10,7 +10,7 @@
 #include "kte_batch.h"
 #include "kte_cbor.h"
 
-#include "fuzz_util.h"
+#include "fuzz_results.h"
 
 #include <cbor.h>
 
@@ -32,22 +32,9 @@ static void answer(const uint8_t *body, size_t len, size_t n)
     char err[200];
     err[0] = '\0';
     int failed = kte_batch_parse_response_cbor(body, len, n, res, err, sizeof err);
-    if (failed < 0) {
-        FUZZ_CHECK(failed == -1 && err[0] != '\0' && FUZZ_TERMINATED(err));
-    } else {
-        size_t not_ok = 0;
-        for (size_t i = 0; i < n; i++) {
-            FUZZ_CHECK(res[i].outcome == KTE_REC_OK || res[i].outcome == KTE_REC_RETRY ||
-                       res[i].outcome == KTE_REC_PERMANENT);
-            FUZZ_CHECK(FUZZ_TERMINATED(res[i].error_code));
-            if (res[i].outcome == KTE_REC_OK)
-                FUZZ_CHECK(res[i].error_code[0] == '\0');
-            else
-                not_ok++;
-        }
-        FUZZ_CHECK((size_t)failed == not_ok);
+    fuzz_check_results(failed, res, n, err, sizeof err);
+    if (failed >= 0)
         check_well_formed(body, len);
-    }
     free(res);
 }
 

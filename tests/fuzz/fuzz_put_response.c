@@ -4,7 +4,7 @@
  * and starts out as garbage, so an entry the parser forgot to fill shows. */
 #include "kte_batch.h"
 
-#include "fuzz_util.h"
+#include "fuzz_results.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -19,23 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[200];
     err[0] = '\0';
     int failed = kte_batch_parse_response(body, len, n, res, err, sizeof err);
-    if (failed < 0) {
-        FUZZ_CHECK(failed == -1 && err[0] != '\0' && FUZZ_TERMINATED(err));
-    } else {
-        /* The answer's count of failures is the number of results that
-         * failed, and each result is one of the outcomes with its code. */
-        size_t not_ok = 0;
-        for (size_t i = 0; i < n; i++) {
-            FUZZ_CHECK(res[i].outcome == KTE_REC_OK || res[i].outcome == KTE_REC_RETRY ||
-                       res[i].outcome == KTE_REC_PERMANENT);
-            FUZZ_CHECK(FUZZ_TERMINATED(res[i].error_code));
-            if (res[i].outcome == KTE_REC_OK)
-                FUZZ_CHECK(res[i].error_code[0] == '\0');
-            else
-                not_ok++;
-        }
-        FUZZ_CHECK((size_t)failed == not_ok);
-    }
+    fuzz_check_results(failed, res, n, err, sizeof err);
     free(res);
     return 0;
 }
