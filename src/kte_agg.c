@@ -195,7 +195,7 @@ void kte_framer_free(struct kte_framer *f)
 
 /* Adds r to the plan; returns false (nothing changed) when the call is full. */
 static bool plan_step(const struct kte_framer *f, struct group *g, size_t *records, size_t *bytes,
-                      size_t events, const struct kte_rec *r)
+                      size_t events, const struct kte_rec *r, size_t max_records)
 {
     if (events >= f->max_events)
         return false;
@@ -208,7 +208,7 @@ static bool plan_step(const struct kte_framer *f, struct group *g, size_t *recor
         return true;
     }
     size_t sz = lone_size(f, r);
-    if (*records >= KTE_BATCH_MAX_RECORDS || (events > 0 && *bytes + sz > f->max_request))
+    if (*records >= max_records || (events > 0 && *bytes + sz > f->max_request))
         return false;
     *g = (struct group){true, r->pk, r->pk_len, sz};
     (*records)++;
@@ -216,13 +216,24 @@ static bool plan_step(const struct kte_framer *f, struct group *g, size_t *recor
     return true;
 }
 
-size_t kte_framer_plan(const struct kte_framer *f, const struct kte_rec *head)
+size_t kte_framer_plan_max(const struct kte_framer *f, const struct kte_rec *head,
+                           size_t max_records)
 {
+    if (max_records < 1)
+        max_records = 1;
+    if (max_records > KTE_BATCH_MAX_RECORDS)
+        max_records = KTE_BATCH_MAX_RECORDS;
     struct group g = {0};
     size_t records = 0, bytes = 0, n = 0;
-    for (const struct kte_rec *r = head; r && plan_step(f, &g, &records, &bytes, n, r); r = r->next)
+    for (const struct kte_rec *r = head; r && plan_step(f, &g, &records, &bytes, n, r, max_records);
+         r = r->next)
         n++;
     return n;
+}
+
+size_t kte_framer_plan(const struct kte_framer *f, const struct kte_rec *head)
+{
+    return kte_framer_plan_max(f, head, KTE_BATCH_MAX_RECORDS);
 }
 
 static void random_key(uint64_t *rng, char out[RANDOM_PK_LEN + 1])
@@ -309,7 +320,7 @@ int kte_framer_build(struct kte_framer *f, struct kte_rec *const *recs, size_t n
     for (size_t i = 0; i < n; i++) {
         size_t before = records;
         /* The plan made room for these events; the check repeats its cuts. */
-        if (!plan_step(f, &g, &records, &bytes, i, recs[i]) ||
+        if (!plan_step(f, &g, &records, &bytes, i, recs[i], KTE_BATCH_MAX_RECORDS) ||
             (records != before && i > 0 && emit(f, recs, first, i - first, rng)))
             return -1;
         if (records != before)

@@ -79,6 +79,11 @@ void kte_framer_free(struct kte_framer *f);
  * max_events events. At least one when the list is not empty. */
 size_t kte_framer_plan(const struct kte_framer *f, const struct kte_rec *head);
 
+/* The same with at most max_records Kinesis records (1..500): what the
+ * pacing (kte_pace) lets the call carry. */
+size_t kte_framer_plan_max(const struct kte_framer *f, const struct kte_rec *head,
+                           size_t max_records);
+
 /* Groups recs[0..n) (as planned) into f->wires[0..f->nwires). rng gives the
  * random keys. Returns 0, or -1 out of memory. */
 int kte_framer_build(struct kte_framer *f, struct kte_rec *const *recs, size_t n, uint64_t *rng);

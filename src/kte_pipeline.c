@@ -10,6 +10,7 @@
 #include "kte_record.h"
 #include "kte_restore.h"
 #include "kte_rules.h"
+#include "kte_pace.h"
 #include "kte_send.h"
 
 #include <errno.h>
@@ -75,6 +76,7 @@ struct kte_pipeline {
     int64_t next_attempt_ms;          /* backoff: no PutRecords before this */
     int64_t last_call_ms;             /* when the sender took its last batch */
     int64_t backoff_ms;
+    struct kte_pace pace; /* the share of the stream's throughput this environment offers */
     bool stopping;
     bool closed;       /* intake ended: bodies are refused, not accepted */
     unsigned restores; /* SnapStart restores begun (the sender catches up) */
@@ -533,7 +535,8 @@ size_t kte_pipeline_flush(struct kte_pipeline *p, int64_t deadline_ms)
     struct kte_flush_req req = {p->next_seq - 1, deadline_ms, p->flushes};
     p->flushes = &req;
     /* A flush is a fresh start: retry at once rather than after the backoff
-     * of a failure during the last invoke. */
+     * of a failure during the last invoke, or after the pacing (kte_pace):
+     * the invoke waits for it, billed. Its retries are paced again. */
     p->next_attempt_ms = 0;
     p->backoff_ms = 0;
     pthread_cond_broadcast(&p->changed);
@@ -633,6 +636,30 @@ static void queue_drop_report(struct kte_pipeline *p)
     mem_add(p, kte_rec_mem(r));
 }
 
+/* Tells the pacer what the stream did with the call just answered: the
+ * cost of its Kinesis records, sent and stored, and how many were refused
+ * for throughput (per record, or the whole call). */
+static void pace_answer(struct kte_pipeline *p, enum kte_put_status st, const char *code,
+                        int64_t now)
+{
+    double sent = 0, stored = 0;
+    size_t throttled = 0;
+    bool call_throttled =
+        st != KTE_PUT_OK && (!strcmp(code, "ProvisionedThroughputExceededException") ||
+                             !strcmp(code, "LimitExceededException"));
+    for (size_t w = 0; w < p->framer.nwires; w++) {
+        double c = kte_pace_cost(p->framer.wires[w].len + p->framer.wires[w].pk_len);
+        sent += c;
+        if (st == KTE_PUT_OK && p->results[w].outcome == KTE_REC_OK)
+            stored += c;
+        else if (call_throttled ||
+                 (st == KTE_PUT_OK &&
+                  !strcmp(p->results[w].error_code, "ProvisionedThroughputExceededException")))
+            throttled++;
+    }
+    kte_pace_answer(&p->pace, sent, stored, p->framer.nwires, throttled, now);
+}
+
 /* Settles a finished PutRecords call: frees what was delivered or refused
  * for good, puts the rest back at the head of the queue in order. */
 static void settle(struct kte_pipeline *p, size_t n, enum kte_put_status st, const char *code,
@@ -677,6 +704,7 @@ static void settle(struct kte_pipeline *p, size_t n, enum kte_put_status st, con
         }
     }
     atomic_fetch_add(st == KTE_PUT_OK ? &p->metrics.batches : &p->metrics.batches_failed, 1);
+    pace_answer(p, st, code, now);
 
     bool retrying = retry.count > 0;
     if (retrying) {
@@ -692,6 +720,9 @@ static void settle(struct kte_pipeline *p, size_t n, enum kte_put_status st, con
         p->backoff_ms = 0;
         p->next_attempt_ms = 0;
     }
+    int64_t paced = kte_pace_next_ms(&p->pace, now);
+    if (paced > p->next_attempt_ms)
+        p->next_attempt_ms = paced;
     if (permanent)
         log_failure(p, true, perm_code, permanent);
     else if (!retrying && p->last_error[0]) {
@@ -734,7 +765,12 @@ static bool should_send(struct kte_pipeline *p, int64_t now, int64_t *wake)
 static size_t take_batch(struct kte_pipeline *p)
 {
     p->last_call_ms = kte_now_ms();
-    size_t n = kte_framer_plan(&p->framer, p->queue.head);
+    /* Paced, a call carries what the pacing's tokens pay for; a waiting
+     * flush (end of invoke, SIGTERM, SHUTDOWN) sends full calls: it has a
+     * deadline, and the function or Lambda waits for it. */
+    size_t max =
+        p->flushes ? KTE_BATCH_MAX_RECORDS : kte_pace_max_records(&p->pace, p->last_call_ms);
+    size_t n = kte_framer_plan_max(&p->framer, p->queue.head, max);
     for (size_t i = 0; i < n; i++)
         p->batch[i] = kte_queue_pop(&p->queue);
     p->inflight = n;
@@ -767,6 +803,7 @@ static void *sender_main(void *arg)
             if (getrandom(&seed, sizeof seed, 0) == (ssize_t)sizeof seed)
                 p->send_rng = seed | 1;
             kte_kinesis_restored(&p->kinesis);
+            p->pace = (struct kte_pace){0}; /* a new writer: the snapshot's share is not its own */
         }
         size_t n = take_batch(p);
         /* The full request timeout even near a flush deadline: the flush
@@ -778,9 +815,10 @@ static void *sender_main(void *arg)
 
         char code[KTE_ERRCODE_MAX + 200];
         enum kte_put_status st = KTE_PUT_RETRY;
-        if (kte_framer_build(&p->framer, p->batch, n, &p->send_rng) != 0)
+        if (kte_framer_build(&p->framer, p->batch, n, &p->send_rng) != 0) {
+            p->framer.nwires = 0; /* nothing was sent: nothing for the pacer */
             snprintf(code, sizeof code, "OutOfMemory");
-        else
+        } else
             st = kte_kinesis_put(&p->kinesis, p->framer.wires, p->framer.nwires, timeout,
                                  p->results, code, sizeof code);
         atomic_store(&p->metrics.protocol_fallbacks, p->kinesis.protocol_fallbacks);

@@ -68,7 +68,7 @@ def iso_ms(t: str) -> float:
 
 class RecordingSink(b.BenchSink):
     """BenchSink ("pass" to kinesis-local, or "null") that stamps every stored
-    record with the moment its PutRecords was answered."""
+    record with the moments its PutRecords arrived and was answered."""
 
     def __init__(self, upstream: str = "http://127.0.0.1:9", mode: str = "pass"):
         super().__init__(upstream, mode=mode)
@@ -80,6 +80,7 @@ class RecordingSink(b.BenchSink):
         self.reset_counts()
 
     def _put_records(self, path, headers, body):
+        received = b.epoch_ms()
         status, out, ctype = super()._put_records(path, headers, body)
         t = b.epoch_ms()
         if status != 200:
@@ -96,7 +97,8 @@ class RecordingSink(b.BenchSink):
                 continue
             env = json.loads(h.record_data(rec, cbor))
             ev = env.get("event") if isinstance(env.get("event"), dict) else {}
-            rows.append({"at": t, "seq": env.get("seq"), "type": ev.get("type"), "time": ev.get("time")})
+            rows.append({"at": t, "received": received, "seq": env.get("seq"), "type": ev.get("type"),
+                         "time": ev.get("time")})
         with self.cond:
             self.arrivals.extend(rows)
         return status, out, ctype
@@ -142,14 +144,15 @@ def analyse(raw: dict, max_latency_ms: float = 2000) -> dict:
     # extension had received when a freeze longer than the latency bound began
     # (the extension sees only the real length of a freeze: with time
     # compression a nominal idle shorter than the bound runs at its length)
-    # (seq within what the sim had handed it) whose PutRecords was answered
-    # after that freeze began, platform.report included, each at its first
-    # such freeze.
+    # (seq within what the sim had handed it) whose PutRecords reached the
+    # proxy after that freeze ended, platform.report included, each at its
+    # first such freeze. A request already on its way when the freeze began
+    # is stored during the freeze: its events did not wait for the thaw.
     long_freezes = [f for f in freezes if f["endMs"] - f["startMs"] > max_latency_ms]
     ext_held = 0
     for a in arrivals:
         for f in long_freezes:
-            if a["seq"] <= (f.get("deliveredBefore") or {}).get(EXT, 0) and a["at"] >= f["startMs"]:
+            if a["seq"] <= (f.get("deliveredBefore") or {}).get(EXT, 0) and a["received"] >= f["endMs"]:
                 ext_held += 1
                 break
             if a["at"] < f["startMs"]:

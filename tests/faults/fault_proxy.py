@@ -29,6 +29,11 @@ record codes (``RECORD_CODES``): ``ProvisionedThroughputExceededException``
   forwarded; the others are, and the answer merges kinesis-local's results
   with the failures: same length and order as the request, failed entries
   ``{"ErrorCode":..,"ErrorMessage":..}``, ``FailedRecordCount`` exact.
+shard limit (``set_shard_limit(records_per_s, bytes_per_s)``): the stream
+  plays one shard with Kinesis's per-second limits, in whole-second windows:
+  a record that would take the second over either limit fails with
+  ``ProvisionedThroughputExceededException`` in a 200 answer (counted in
+  ``records_failed`` like injected ones); the others are forwarded.
 outage: the listening socket is closed (connections are refused) and every
   open connection is reset; when the outage ends the proxy listens again on
   the same port.
@@ -68,6 +73,7 @@ CLI (manual runs; commands on stdin, ``help`` lists them)::
 from __future__ import annotations
 
 import argparse
+import base64
 import copy
 import email.utils
 import http.client
@@ -216,6 +222,8 @@ class FaultProxy:
         self._events: List[dict] = []
         self._outages: List[dict] = []
         self._refuse_cbor = False
+        self._shard_limit: Optional[tuple] = None  # (records/s, bytes/s)
+        self._shard_window = [0, 0, 0]  # second, records, bytes
 
     # ------------------------------------------------------------------
     # lifecycle
@@ -269,6 +277,33 @@ class FaultProxy:
             self._record_rates[code] = float(rate)
             if sum(self._record_rates.values()) > 1.0:
                 raise ValueError("record failure rates add up to more than 1")
+
+    def set_shard_limit(self, records_per_s: Optional[int] = 1000, bytes_per_s: int = 1024 * 1024) -> None:
+        """Play one shard's limits (None: no limit); see the module doc."""
+        with self._lock:
+            self._shard_limit = None if records_per_s is None else (int(records_per_s), int(bytes_per_s))
+            self._shard_window = [0, 0, 0]
+
+    def _pick_shard_limit(self, records: list, codec, failures: List[Optional[str]]) -> None:
+        """Lock held. Marks the records over this second's limits."""
+        if self._shard_limit is None or records is None:
+            return
+        sec = int(time.time())
+        w = self._shard_window
+        if w[0] != sec:
+            w[:] = [sec, 0, 0]
+        for i, r in enumerate(records):
+            if failures[i] is not None:
+                continue
+            try:
+                size = len(_record_data(r, codec)) + len(str(r.get("PartitionKey", "")).encode())
+            except (KeyError, TypeError, ValueError, AttributeError):
+                continue
+            if w[1] + 1 > self._shard_limit[0] or w[2] + size > self._shard_limit[1]:
+                failures[i] = "ProvisionedThroughputExceededException"
+            else:
+                w[1] += 1
+                w[2] += size
 
     def set_fault_rate(self, kind: str, rate: float) -> None:
         """Fraction of PutRecords requests answered with the request fault kind."""
@@ -371,6 +406,7 @@ class FaultProxy:
             self._next.clear()
             self._idle_close_after = None
             self._refuse_cbor = False
+            self._shard_limit = None
         self.end_outage()
 
     # ------------------------------------------------------------------
@@ -825,6 +861,7 @@ class FaultProxy:
                 failures = [None] * n
             else:
                 failures = self._pick_record_failures(n)
+                self._pick_shard_limit(records, codec, failures)
             if fault is not None:
                 self._stats["injected"][fault] += 1
             ev = {"time": time.monotonic(), "conn": c.id, "protocol": codec.name, "records": n, "bytes": len(req.body), "fault": fault,
@@ -950,6 +987,16 @@ def _record_message(code: str, stream: str) -> str:
     if code == "ProvisionedThroughputExceededException":
         return f"Rate exceeded for shard shardId-000000000000 in stream {stream} under account {ACCOUNT}."
     return "Internal service failure."
+
+
+def _record_data(r: dict, codec) -> bytes:
+    """A record's Data: raw bytes in CBOR, base64 text in JSON."""
+    d = r["Data"]
+    if codec.name == "cbor":
+        if not isinstance(d, (bytes, bytearray)):
+            raise TypeError("Data is not a byte string")
+        return bytes(d)
+    return base64.b64decode(d, validate=True)
 
 
 def _check_rate(rate: float) -> None:
