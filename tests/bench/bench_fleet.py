@@ -17,7 +17,8 @@ backlog drains. Per format: events/s sustained while the shards were
 saturated and the share of their limits used, throttled records, retries
 (RecordsRetried), delivery latency (event time to storage, p50/p99) and
 losses (events received by the extensions but never stored).
-FLEET_FORMATS=event,kpl: only those (nothing published).
+FLEET_FORMATS=event,kpl,ndjson-4000: only those cases (format, or format-line bytes;
+nothing published).
 
 Writes build/bench/fleet.json and fleet.md (docs/bench/fleet.md unless
 KTE_BENCH_PUBLISH=0).
@@ -147,12 +148,14 @@ def run_format(sink, case: dict, envs: int, heavy_s: float, drain_s: float, tmp:
     fmt, comp = case["format"], case["compression"]
     sink.reset_all()
     results = [None] * envs
-    trace = fleet_trace(tmp / f"{fmt}-{comp}.trace", case["lines"], case["lineBytes"], heavy_s, drain_s)
+    trace = fleet_trace(tmp / f"{fmt}-{comp}-{case['lineBytes']}.trace", case["lines"], case["lineBytes"], heavy_s,
+                        drain_s)
 
     def one(i):
         env = h.kte_env("kte-fleet", sink.endpoint, RECORD_FORMAT=fmt, COMPRESSION=comp,
                         FLUSH="continuous,200", LOG_LEVEL=os.environ.get("FLEET_LOG_LEVEL"))
-        wd = tmp / f"{fmt}-{comp}-{i}"
+        env["LINE_PAD"] = case.get("pad", "x")
+        wd = tmp / f"{fmt}-{comp}-{case['lineBytes']}-{i}"
         results[i] = h.run_sim(run_timeout=900, extensions=[h.EXTENSION], bootstrap=h.BOOTSTRAP,
                                env=env, workdir=wd, verbose=1, extra_args=["--trace", str(trace)])
 
@@ -195,11 +198,15 @@ def run_format(sink, case: dict, envs: int, heavy_s: float, drain_s: float, tmp:
 # 1.5 times. ndjson+zstd packs thousands of 100-byte lines into a record of a
 # few KB: two shards would take about half a million such events per second,
 # far more than this machine generates, so the limit is out of reach there
-# and the run shows delivery without throttling.
+# and the run shows delivery without throttling; with 4 KB hex lines the
+# bytes limit binds.
 CASES = [
     {"format": "event", "compression": "none", "lines": 27, "lineBytes": 100},
     {"format": "kpl", "compression": "none", "lines": 20, "lineBytes": 1000},
     {"format": "ndjson", "compression": "zstd", "lines": 27, "lineBytes": 100},
+    # hex lines (examples/function/bootstrap LINE_PAD=hex) that zstd only
+    # halves: a compressed format against the bytes limit
+    {"format": "ndjson", "compression": "zstd", "lines": 12, "lineBytes": 4000, "pad": "hex"},
 ]
 
 
@@ -212,12 +219,12 @@ def chart(runs, out: Path):
         return None
     plots = []
     for r in runs:
-        dat = out / f"fleet-{r['format']}-{r['compression']}.dat"
+        dat = out / f"fleet-{r['format']}-{r['compression']}-{r['lineBytes']}.dat"
         t0 = r["perSecond"][0][0] if r["perSecond"] else 0
         with open(dat, "w") as f:
             for sec, cost, thr in r["perSecond"]:
                 f.write(f"{sec - t0} {sum(cost):.4f} {sum(thr) if isinstance(thr, list) else thr}\n")
-        plots.append((f"{r['format']}+{r['compression']}", dat))
+        plots.append((f"{r['format']}+{r['compression']}, {r['lineBytes']} B lines", dat))
     svg = out / "fleet.svg"
     lines = [f'set terminal svg size 1100,{300 * len(plots)} dynamic font "sans,11"', f'set output "{svg}"',
              f"set multiplot layout {len(plots)},1", "set grid", "set xlabel \"seconds\"",
@@ -246,7 +253,7 @@ def main() -> int:
     load0 = os.getloadavg()
     try:
         for case in CASES:
-            if only and case["format"] not in only:
+            if only and case["format"] not in only and f"{case['format']}-{case['lineBytes']}" not in only:
                 continue
             r = run_format(sink, case, envs, heavy_s, drain_s, tmp)
             runs.append(r)
@@ -274,7 +281,8 @@ def main() -> int:
           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in runs:
         use = f"{r['utilisation'] * 100:.1f}%" if r["utilisation"] is not None else "not reached"
-        md.append(f"| {r['format']}+{r['compression']} | {r['lineBytes']} B | {r['offeredEventsPerS']} "
+        md.append(f"| {r['format']}+{r['compression']} | {r['lineBytes']} B{' hex' if r.get('pad') == 'hex' else ''} "
+                  f"| {r['offeredEventsPerS']} "
                   f"| {r['received']} | {r['stored']} | {r['lost']} "
                   f"({r['dropped']['DroppedShutdownDeadline']}) | {r['saturatedS']} ({r['saturatedShards']}) | {use} | "
                   f"{r['saturatedEventsPerS'] if r['saturatedEventsPerS'] is not None else '–'} | "
