@@ -16,7 +16,7 @@ with success and measures each record. Figures per million events:
                 exit, divided by N)
 
 Every run uses the binary's default wire protocol (cbor in a build with
-libcbor); the dev binary then runs a few formats again with
+libcbor); each binary then runs a few formats again with
 KTE_PROTOCOL=json and =cbor for the protocol table (request bytes are what
 SigV4 hashes, CPU includes base64 for json).
 
@@ -146,22 +146,25 @@ def render(R: dict) -> str:
                        f"{d['bodyBytesPerEvent']} | {d['cpuUsPerEvent']} | "
                        f"{lay['cpuUsPerEvent'] if lay else '–'} |")
         out.append("")
-    out += ["## Wire protocol (`KTE_PROTOCOL`), dev binary", "",
+    out += ["## Wire protocol (`KTE_PROTOCOL`)", "",
             "Request body bytes per event (what SigV4 hashes and the network carries) and the "
-            "process's CPU per event, json against cbor; saving = 1 − cbor / json.", "",
-            "| line | format | compression | bytes / event json | cbor | saving | CPU µs / event json | cbor "
-            "| saving |", "|---|---|---|---|---|---|---|---|---|"]
+            "process's CPU per event, json against cbor, for the dev build and the layer binary; "
+            "saving = 1 − cbor / json.", "",
+            "| line | format | compression | binary | bytes / event json | cbor | saving | CPU µs / event json "
+            "| cbor | saving |", "|---|---|---|---|---|---|---|---|---|---|"]
     for line, combos in PROTOCOL_COMBOS.items():
         for fmt, comp in combos:
-            got = {r["protocol"]: r for r in R["runs"] if r["lineBytes"] == line and r["format"] == fmt
-                   and r["compression"] == comp and r["binary"] == "dev"}
-            j, c = got.get("json"), got.get("cbor")
-            if not j or not c:
-                continue
-            bs = 1 - c["bodyBytesPerEvent"] / j["bodyBytesPerEvent"] if j["bodyBytesPerEvent"] else 0
-            cs = 1 - c["cpuUsPerEvent"] / j["cpuUsPerEvent"] if j["cpuUsPerEvent"] else 0
-            out.append(f"| {line} | {fmt} | {comp} | {j['bodyBytesPerEvent']} | {c['bodyBytesPerEvent']} | "
-                       f"{bs:.0%} | {j['cpuUsPerEvent']} | {c['cpuUsPerEvent']} | {cs:.0%} |")
+            for binary in ("dev", "layer"):
+                got = {r["protocol"]: r for r in R["runs"] if r["lineBytes"] == line and r["format"] == fmt
+                       and r["compression"] == comp and r["binary"] == binary}
+                j, c = got.get("json"), got.get("cbor")
+                if not j or not c:
+                    continue
+                bs = 1 - c["bodyBytesPerEvent"] / j["bodyBytesPerEvent"] if j["bodyBytesPerEvent"] else 0
+                cs = 1 - c["cpuUsPerEvent"] / j["cpuUsPerEvent"] if j["cpuUsPerEvent"] else 0
+                out.append(f"| {line} | {fmt} | {comp} | {binary} | {j['bodyBytesPerEvent']} | "
+                           f"{c['bodyBytesPerEvent']} | {bs:.0%} | {j['cpuUsPerEvent']} | {c['cpuUsPerEvent']} | "
+                           f"{cs:.0%} |")
     out.append("")
     if R["problems"]:
         out += ["Problems:", ""] + [f"- {p}" for p in R["problems"]]
@@ -191,15 +194,17 @@ def main() -> int:
                           f"{r['cpuUsPerEvent']} µs/event, lost {r['lost']}", flush=True)
                     if r["lost"] or r["exit"] != 0:
                         R["problems"].append(f"{name} {line}B {fmt}/{comp}: lost {r['lost']}, exit {r['exit']}")
-            for fmt, comp in PROTOCOL_COMBOS[line] if "dev" in bins else []:
-                for proto in ("json", "cbor"):
-                    r = run_one(sink, bins["dev"], tmp, fmt, comp, line, bodies, proto)
-                    r["binary"] = "dev"
-                    R["runs"].append(r)
-                    print(f"[cost] dev {line}B {fmt}/{comp} {proto}: {r['bodyBytesPerEvent']} B/event, "
-                          f"{r['cpuUsPerEvent']} µs/event, lost {r['lost']}", flush=True)
-                    if r["lost"] or r["exit"] != 0:
-                        R["problems"].append(f"dev {line}B {fmt}/{comp} {proto}: lost {r['lost']}, exit {r['exit']}")
+            for name, binary in bins.items():
+                for fmt, comp in PROTOCOL_COMBOS[line]:
+                    for proto in ("json", "cbor"):
+                        r = run_one(sink, binary, tmp, fmt, comp, line, bodies, proto)
+                        r["binary"] = name
+                        R["runs"].append(r)
+                        print(f"[cost] {name} {line}B {fmt}/{comp} {proto}: {r['bodyBytesPerEvent']} B/event, "
+                              f"{r['cpuUsPerEvent']} µs/event, lost {r['lost']}", flush=True)
+                        if r["lost"] or r["exit"] != 0:
+                            R["problems"].append(f"{name} {line}B {fmt}/{comp} {proto}: lost {r['lost']}, "
+                                                 f"exit {r['exit']}")
     finally:
         sink.stop()
     (out / "cost.json").write_text(json.dumps(R, indent=1) + "\n")
