@@ -223,7 +223,7 @@ def chart(runs, out: Path):
         t0 = r["perSecond"][0][0] if r["perSecond"] else 0
         with open(dat, "w") as f:
             for sec, cost, thr in r["perSecond"]:
-                f.write(f"{sec - t0} {sum(cost):.4f} {sum(thr) if isinstance(thr, list) else thr}\n")
+                f.write(f"{sec - t0} {sum(cost):.4f} {sum(thr)}\n")
         plots.append((f"{r['format']}+{r['compression']}, {r['lineBytes']} B lines", dat))
     svg = out / "fleet.svg"
     lines = [f'set terminal svg size 1100,{300 * len(plots)} dynamic font "sans,11"', f'set output "{svg}"',

@@ -218,6 +218,41 @@ static void test_plan_limits(void **state)
     kte_framer_free(&f);
 }
 
+/* Paced calls (kte_pace) carry at most max_records Kinesis records: whole
+ * records, however many events share one; 0 still takes one, more than 500
+ * still stops at 500. */
+static void test_plan_max_caps_records_not_events(void **state)
+{
+    (void)state;
+    struct kte_config cfg;
+    cfg_for(&cfg, KTE_FORMAT_KPL, KTE_PK_ENVIRONMENT);
+    struct kte_framer f;
+    kte_framer_init(&f, &cfg);
+    const char *keys[] = {"A", "A", "A", "B", "A", "A"}; /* records: AAA | B | AA */
+    struct kte_rec *v[6];
+    for (size_t i = 0; i < 6; i++)
+        v[i] = mk(i + 1, keys[i], 100);
+    link_all(v, 6);
+    assert_int_equal(kte_framer_plan_max(&f, v[0], 1), 3);
+    assert_int_equal(kte_framer_plan_max(&f, v[0], 2), 4);
+    assert_int_equal(kte_framer_plan_max(&f, v[0], 3), 6);
+    assert_int_equal(kte_framer_plan_max(&f, v[0], 0), 3);
+    free_all(v, 6);
+    kte_framer_free(&f);
+
+    cfg_for(&cfg, KTE_FORMAT_EVENT, KTE_PK_ENVIRONMENT);
+    kte_framer_init(&f, &cfg);
+    enum { N = 600 };
+    static struct kte_rec *e[N];
+    for (size_t i = 0; i < N; i++)
+        e[i] = mk(i + 1, "k", 10);
+    link_all(e, N);
+    assert_int_equal(kte_framer_plan_max(&f, e[0], 7), 7);
+    assert_int_equal(kte_framer_plan_max(&f, e[0], SIZE_MAX), 500);
+    free_all(e, N);
+    kte_framer_free(&f);
+}
+
 static void test_ndjson_and_event(void **state)
 {
     (void)state;
@@ -420,6 +455,7 @@ int main(void)
         cmocka_unit_test(test_kpl_groups_by_key_and_matches_encoder),
         cmocka_unit_test(test_kpl_cuts_at_target_size_random_keys),
         cmocka_unit_test(test_plan_limits),
+        cmocka_unit_test(test_plan_max_caps_records_not_events),
         cmocka_unit_test(test_ndjson_and_event),
         cmocka_unit_test(test_overhead_bounds_a_lone_record),
         cmocka_unit_test(test_compressed_event_records),
