@@ -98,6 +98,7 @@ build_extension() {
       -DKTE_WITH_CBOR="$KTE_LAYER_CBOR" \
       -DKTE_LIBC_VERSION="musl/$(pkg_upstream "$(pkg_version "$(pin_of musl)")")" \
       -DKTE_BUILD_SOURCES="${KTE_LAYER_SOURCES[*]}" \
+      -DKTE_MALLOC_OBJECT="$PREFIX/lib/mimalloc.o" \
       -DCMAKE_C_FLAGS="$DEP_CFLAGS $EXT_CFLAGS" \
       -DCMAKE_EXE_LINKER_FLAGS="-Wl,--gc-sections -Wl,-O1 -Wl,--hash-style=gnu -Wl,--build-id=sha1"
   run_step extension-build cmake --build "$cm" --target "$EXT" -j "$JOBS"

@@ -85,24 +85,48 @@ static size_t utf8_prefix_fitting(const char *raw, size_t raw_len, size_t budget
     return cut;
 }
 
-static struct kte_rec *alloc_rec(const struct kte_buf *data, const char *pk, uint64_t seq,
-                                 bool truncated)
+/* A record of data_len bytes and key pk, fields set and data left to fill:
+ * one allocation holds them all (kte_record.h). */
+static struct kte_rec *new_rec(size_t data_len, const char *pk, uint64_t seq, bool truncated)
 {
     size_t pk_len = strlen(pk);
-    struct kte_rec *r = malloc(sizeof *r + data->len + pk_len + 1);
+    struct kte_rec *r = malloc(sizeof *r + data_len + pk_len + 1);
     if (!r)
         return NULL;
     r->next = NULL;
     r->seq = seq;
     r->attempts = 0;
-    r->data_len = (uint32_t)data->len;
+    r->data_len = (uint32_t)data_len;
     r->pk_len = (uint32_t)pk_len;
     r->truncated = truncated;
     r->is_report = false;
-    memcpy(r->data, data->data, data->len);
-    r->pk = r->data + data->len;
+    r->pk = r->data + data_len;
     memcpy(r->pk, pk, pk_len + 1);
     return r;
+}
+
+static struct kte_rec *alloc_rec(const struct kte_buf *data, const char *pk, uint64_t seq,
+                                 bool truncated)
+{
+    struct kte_rec *r = new_rec(data->len, pk, seq, truncated);
+    if (r)
+        memcpy(r->data, data->data, data->len);
+    return r;
+}
+
+/* v in decimal into out (at least 20 bytes, no NUL); returns the length.
+ * snprintf's "%llu" was a tenth of the time it takes to take in an event. */
+static size_t u64_decimal(uint64_t v, char *out)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
 }
 
 struct kte_rec *kte_record_build(const struct kte_record_builder *rb, uint64_t seq, const char *raw,
@@ -121,28 +145,39 @@ struct kte_rec *kte_record_build_flags(const struct kte_record_builder *rb, uint
     if (!why)
         why = &dummy;
     *why = KTE_BUILD_NOMEM;
+    char num[20];
+    static const char redelivered[] = ",\"redelivered\":true";
+    static const char event_key[] = ",\"event\":";
+    size_t mark_len = (flags & KTE_BUILD_REDELIVERED) ? sizeof redelivered - 1 : 0;
+    size_t nlen = u64_decimal(seq - rb->seq_base, num);
+    size_t full = rb->prefix.len + nlen + mark_len + sizeof event_key - 1 + raw_len + 1;
+
+    if (full <= max_data_bytes) {
+        /* The common case: written straight into the record, one copy of
+         * the event and one allocation. */
+        struct kte_rec *r = new_rec(full, pk, seq, false);
+        if (!r)
+            return NULL;
+        char *w = r->data;
+        memcpy(w, rb->prefix.data, rb->prefix.len);
+        w += rb->prefix.len;
+        memcpy(w, num, nlen);
+        w += nlen;
+        memcpy(w, redelivered, mark_len);
+        w += mark_len;
+        memcpy(w, event_key, sizeof event_key - 1);
+        w += sizeof event_key - 1;
+        memcpy(w, raw, raw_len);
+        w[raw_len] = '}';
+        return r;
+    }
+
+    const char *mark = mark_len ? redelivered : "";
     struct kte_buf b;
     kte_buf_init(&b);
     struct kte_rec *r = NULL;
-    char num[32];
-    static const char redelivered[] = ",\"redelivered\":true";
-    const char *mark = (flags & KTE_BUILD_REDELIVERED) ? redelivered : "";
-    int nlen = snprintf(num, sizeof num, "%llu", (unsigned long long)(seq - rb->seq_base));
-    size_t full =
-        rb->prefix.len + (size_t)nlen + strlen(mark) + sizeof(",\"event\":") - 1 + raw_len + 1;
-
-    if (full <= max_data_bytes) {
-        if (kte_buf_reserve(&b, full) || kte_buf_append(&b, rb->prefix.data, rb->prefix.len) ||
-            kte_buf_append(&b, num, (size_t)nlen) || kte_buf_puts(&b, mark) ||
-            kte_buf_puts(&b, ",\"event\":") || kte_buf_append(&b, raw, raw_len) ||
-            kte_buf_puts(&b, "}"))
-            goto out;
-        r = alloc_rec(&b, pk, seq, false);
-        goto out;
-    }
-
-    if (kte_buf_append(&b, rb->prefix.data, rb->prefix.len) ||
-        kte_buf_append(&b, num, (size_t)nlen) || kte_buf_puts(&b, mark) ||
+    if (kte_buf_append(&b, rb->prefix.data, rb->prefix.len) || kte_buf_append(&b, num, nlen) ||
+        kte_buf_puts(&b, mark) ||
         kte_buf_printf(&b, ",\"truncated\":{\"originalBytes\":%zu},\"event\":", raw_len))
         goto out;
     size_t closing = 3; /* the string's two quotes and the final brace */

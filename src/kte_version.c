@@ -24,6 +24,11 @@
 #define KTE_LIBC_VERSION "musl"
 #endif
 
+/* mimalloc's version call, defined only when the layer build links mimalloc
+ * in place of the C library's malloc (CMakeLists.txt, KTE_MALLOC_OBJECT):
+ * a weak reference, so --version says which allocator the binary really has. */
+extern int mi_version(void) __attribute__((weak));
+
 size_t kte_version_text(char *buf, size_t cap)
 {
     const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
@@ -47,13 +52,18 @@ size_t kte_version_text(char *buf, size_t cap)
 #else
     const char *cbor = "";
 #endif
+    char alloc[32] = ""; /* mi_version(): 209 for 2.0.9 */
+    if (mi_version) {
+        int mv = mi_version();
+        snprintf(alloc, sizeof alloc, " mimalloc/%d.%d.%d", mv / 100, mv / 10 % 10, mv % 10);
+    }
     int n =
         snprintf(buf, cap,
                  "kinesis-telemetry-extension %s\n"
-                 "libcurl/%s %s libmicrohttpd/%s yajl/%d.%d.%d PCRE2/%s zlib/%s zstd/%s%s %s\n%s",
+                 "libcurl/%s %s libmicrohttpd/%s yajl/%d.%d.%d PCRE2/%s zlib/%s zstd/%s%s%s %s\n%s",
                  KTE_VERSION, cv->version, cv->ssl_version ? cv->ssl_version : "(no TLS)",
                  MHD_get_version(), yv / 10000, yv / 100 % 100, yv % 100, pcre2, zlibVersion(),
-                 ZSTD_versionString(), cbor, libc, sources);
+                 ZSTD_versionString(), cbor, alloc, libc, sources);
     return n < 0 ? 0 : (size_t)n;
 }
 

@@ -266,6 +266,7 @@ prepare_arch() {
   # --- end compression ---
   dep pcre2 build_pcre2
   dep libcbor build_libcbor # CBOR (KTE_PROTOCOL=cbor; issue 11)
+  dep mimalloc build_mimalloc # the allocator (issue 11)
 }
 
 # ---------------------------------------------------------------------------
@@ -498,6 +499,28 @@ build_libcbor() {
 }
 # ---- end CBOR -----------------------------------------------------------------
 
+# ---- allocator (issue 11) ------------------------------------------------------
+# Upstream's object build (MI_BUILD_OBJECT: src/static.c, malloc and friends
+# overridden), installed as $PREFIX/lib/mimalloc.o for scripts/build-layer.sh
+# to link in front of musl. -O2, not the -Os of the rest: it runs on every
+# allocation. No shared or static library, no tests.
+build_mimalloc() {
+  local b=$ARCH_DIR/build/mimalloc
+  rm -rf "$b"
+  mkdir -p "$b"
+  (cd "$b" &&
+    cmake -S "$(src_of mimalloc)" -B . -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_TOOLCHAIN_FILE="$ARCH_DIR/toolchain.cmake" \
+      -DCMAKE_C_FLAGS_RELEASE="-DNDEBUG $DEP_CFLAGS -O2" \
+      -DCMAKE_INSTALL_PREFIX="$PREFIX" -DCMAKE_INSTALL_LIBDIR=lib -DMI_INSTALL_TOPLEVEL=ON \
+      -DMI_OVERRIDE=ON -DMI_BUILD_OBJECT=ON -DMI_BUILD_SHARED=OFF -DMI_BUILD_STATIC=OFF \
+      -DMI_BUILD_TESTS=OFF &&
+    cmake --build . -j"$JOBS" &&
+    cmake --install .)
+  [ -f "$PREFIX/lib/mimalloc.o" ] || { echo "no mimalloc.o installed"; return 1; }
+}
+# ---- end allocator --------------------------------------------------------------
+
 # CMake toolchain for yajl and the extension: our musl compiler, and only
 # $PREFIX and the musl sysroot to find headers and libraries in.
 write_toolchain() {
@@ -538,6 +561,7 @@ KTE_LAYER_LICENSES=(
   # --- end compression ---
   "pcre2:BSD-3-Clause WITH PCRE2-exception:LICENCE"
   "libcbor:MIT:LICENSE.md" # CBOR (issue 11)
+  "mimalloc:MIT:LICENSE" # the allocator (issue 11)
 )
 
 license_entry() {

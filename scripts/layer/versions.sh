@@ -54,6 +54,21 @@ KTE_LAYER_SOURCES+=(
 KTE_LAYER_ORIG_ONLY=(libcbor)
 # ---- end CBOR -----------------------------------------------------------------
 
+# ---- allocator (issue 11: CPU per event; docs/bench/profile.md) ---------------
+# mimalloc replaces musl's malloc in the layer binary: musl's mallocng hands
+# freed memory back to the kernel at once (munmap, mremap, then page faults
+# and TLB-shootdown IPIs to the other threads' CPU), which was about 40% of
+# the extension's CPU per event. Debian 12's 2.0.9: trixie's 3.0.1+ds-2.1 is
+# listed in the trixie indexes but this build host's mirror answers 404 for
+# its orig and debian tarballs (checked 2026-11-30); move the pin once served.
+# Linked as one object file (upstream's MI_BUILD_OBJECT), so its malloc,
+# free, realloc... are the program's; musl keeps its own minimal allocator
+# only for the few allocations it makes internally and never frees.
+KTE_LAYER_SOURCES+=(
+  "mimalloc=2.0.9+ds-2"
+)
+# ---- end allocator --------------------------------------------------------------
+
 # Debian suites the sources come from (deb-src, main only). The build host may
 # stay Debian 12: its debian-archive-keyring (2023.3+deb12u2) holds trixie's
 # archive keys, so apt checks trixie's signed indexes as it does bookworm's.

@@ -75,15 +75,15 @@ def test_zip_holds_the_extension_with_mode_0755_and_notices_outside_extensions(a
 # What --version calls each library, and the Debian source package it comes from.
 LIBRARY_PACKAGE = {"libcurl": "curl", "OpenSSL": "openssl", "libmicrohttpd": "libmicrohttpd",
                    "yajl": "yajl", "PCRE2": "pcre2", "zlib": "zlib", "zstd": "libzstd", "libcbor": "libcbor",
-                   "musl": "musl"}
+                   "mimalloc": "mimalloc", "musl": "musl"}
 
 
 def library_version(debian_version):
     """What the library itself reports for a Debian version: upstream's,
     without Debian's repacking marks (zlib 1:1.3.dfsg+really1.3.1-1 is
-    1.3.1, libzstd 1.5.7+dfsg-1 is 1.5.7)."""
+    1.3.1, libzstd 1.5.7+dfsg-1 is 1.5.7, mimalloc 2.0.9+ds-2 is 2.0.9)."""
     v = upstream_version(debian_version).split("really")[-1]
-    return re.sub(r"[.+~]dfsg.*$", "", v)
+    return re.sub(r"[.+~](dfsg|ds)\b.*$", "", v)
 
 
 def version_output(make_root, arch, binary):

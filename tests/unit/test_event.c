@@ -778,6 +778,48 @@ static void test_form_feed_and_vertical_tab_are_not_json(void **state)
     }
 }
 
+/* The check reads eight bytes at a time: a form feed or vertical tab is
+ * found at every offset, in the words and in the tail; white space JSON
+ * allows, and bytes 0x8B and 0x8C (U+008B, U+008C in UTF-8), are not. */
+static void test_form_feed_and_vertical_tab_found_at_every_offset(void **state)
+{
+    (void)state;
+    char body[] = "[1,                                     2]";
+    size_t len = strlen(body);
+    for (size_t at = 3; at + 2 < len; at++) {
+        static const char bad[] = {'\f', '\v'}, good[] = {' ', '\t', '\n', '\r'};
+        for (size_t k = 0; k < COUNT(bad); k++) {
+            body[at] = bad[k];
+            struct parsed p;
+            parse(&p, body, len);
+            int rc = p.rc;
+            parsed_free(&p);
+            if (rc != -1)
+                print_error("0x%02x at offset %zu accepted\n", (unsigned)bad[k], at);
+            assert_int_equal(rc, -1);
+        }
+        for (size_t k = 0; k < COUNT(good); k++) {
+            body[at] = good[k];
+            struct parsed p;
+            parse(&p, body, len);
+            int rc = p.rc;
+            size_t n = p.l.n;
+            parsed_free(&p);
+            assert_int_equal(rc, 0);
+            assert_int_equal(n, 2);
+        }
+        body[at] = ' ';
+    }
+    const char *high = "[\"\xc2\x8b\xc2\x8c \xc2\x8b\xc2\x8c \xc2\x8b\xc2\x8c\"]";
+    struct parsed p;
+    parse(&p, high, strlen(high));
+    int rc = p.rc;
+    size_t n = p.l.n;
+    parsed_free(&p);
+    assert_int_equal(rc, 0);
+    assert_int_equal(n, 1);
+}
+
 static void test_message_fits_small_buffer(void **state)
 {
     (void)state;
@@ -847,6 +889,7 @@ int main(void)
         cmocka_unit_test(test_many_events),
         cmocka_unit_test(test_event_count_limit),
         cmocka_unit_test(test_form_feed_and_vertical_tab_are_not_json),
+        cmocka_unit_test(test_form_feed_and_vertical_tab_found_at_every_offset),
         cmocka_unit_test(test_message_fits_small_buffer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
