@@ -119,21 +119,27 @@ static size_t key_len(const struct kte_framer *f, const struct kte_rec *r)
     return f->random_pk ? RANDOM_PK_LEN : r->pk_len;
 }
 
+/* Size of a new record of format fmt holding data_len bytes of one event
+ * alone, under a key of k bytes. */
+static size_t lone_size_of(enum kte_record_format fmt, size_t k, size_t data_len)
+{
+    switch (fmt) {
+    case KTE_FORMAT_KPL:
+        return sizeof kpl_magic + 1 + varint_len(k) + k + 1 +
+               varint_len(kpl_record_len(0, data_len)) + kpl_record_len(0, data_len) + KPL_MD5_LEN +
+               k;
+    case KTE_FORMAT_NDJSON:
+        return data_len + 1 + k;
+    case KTE_FORMAT_EVENT:
+    default:
+        return data_len + k;
+    }
+}
+
 /* Size of a new record holding r alone. */
 static size_t lone_size(const struct kte_framer *f, const struct kte_rec *r)
 {
-    size_t k = key_len(f, r);
-    switch (f->fmt) {
-    case KTE_FORMAT_KPL:
-        return sizeof kpl_magic + 1 + varint_len(k) + k + 1 +
-               varint_len(kpl_record_len(0, r->data_len)) + kpl_record_len(0, r->data_len) +
-               KPL_MD5_LEN + k;
-    case KTE_FORMAT_NDJSON:
-        return r->data_len + 1 + k;
-    case KTE_FORMAT_EVENT:
-    default:
-        return r->data_len + k;
-    }
+    return lone_size_of(f->fmt, key_len(f, r), r->data_len);
 }
 
 /* What r adds to an open group it may join; 0 when it must not join. */
@@ -158,10 +164,10 @@ static size_t compress_slack(enum kte_compression kind, size_t n)
 
 size_t kte_agg_overhead(const struct kte_config *cfg, size_t pk_len)
 {
-    struct kte_framer f = {.fmt = cfg->record_format};
-    struct kte_rec r = {.pk_len = (uint32_t)pk_len, .data_len = 1u << 30};
-    /* Varint lengths sized for the largest envelope (up to 2^30 bytes). */
-    return lone_size(&f, &r) - r.data_len - pk_len +
+    /* Varint lengths sized for the largest envelope (up to 2^30 bytes). It
+     * runs for every event: no framer is built for it. */
+    size_t big = (size_t)1 << 30;
+    return lone_size_of(cfg->record_format, pk_len, big) - big - pk_len +
            compress_slack(cfg->compression, (size_t)cfg->max_record_bytes);
 }
 

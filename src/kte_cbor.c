@@ -316,6 +316,13 @@ static bool utf8_valid(const unsigned char *s, size_t n)
         }
         if (i == n)
             break;
+        /* Fewer than eight left: the string's last eight bytes as one word
+         * (re-reading some checked ones) when the string has that many. */
+        if (n - i < sizeof word && n >= sizeof word) {
+            memcpy(&word, s + n - sizeof word, sizeof word);
+            if (!(word & 0x8080808080808080u))
+                break;
+        }
         unsigned char c = s[i];
         size_t len;
         uint32_t cp;

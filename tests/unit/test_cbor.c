@@ -171,6 +171,45 @@ static void test_malformed_answers(void **state)
     assert_int_equal(parse("", 0, 1, res), -1);
 }
 
+/* UTF-8 is checked eight bytes at a time, then the last eight as one word:
+ * a text of every length up to 40 with a bad sequence (stray continuation
+ * byte, overlong, surrogate, truncated) or a good multi-byte character at
+ * every offset is refused or taken accordingly, as a key of the answer. */
+static void test_utf8_check_at_every_offset_and_length(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *seq;
+        size_t len;
+        bool valid;
+    } cases[] = {
+        {"\x80", 1, false},         {"\xc0\xaf", 2, false},
+        {"\xed\xa0\x80", 3, false}, {"\xf4\x90\x80\x80", 4, false},
+        {"\xe2\x82", 2, false},     {"\xc3\xa9", 2, true},
+        {"\xe2\x82\xac", 3, true},  {"\xf0\x9f\x98\x80", 4, true},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (size_t n = cases[c].len; n <= 40; n++)
+            for (size_t at = 0; at + cases[c].len <= n; at++) {
+                /* {text: 0} as the whole answer: an unknown key, ignored when valid */
+                unsigned char body[64];
+                size_t k = 0;
+                body[k++] = 0xa1;
+                body[k++] = (unsigned char)(0x78); /* text, one-byte length */
+                body[k++] = (unsigned char)n;
+                memset(body + k, 'a', n);
+                memcpy(body + k + at, cases[c].seq, cases[c].len);
+                k += n;
+                body[k++] = 0x00;
+                char err[100];
+                yajl_callbacks none = {0};
+                int rc = kte_cbor_walk(body, k, &none, NULL, err, sizeof err);
+                if (rc != (cases[c].valid ? 0 : -1))
+                    print_error("case %zu, length %zu, offset %zu: %d\n", c, n, at, rc);
+                assert_int_equal(rc, cases[c].valid ? 0 : -1);
+            }
+}
+
 /* KTE_CBOR_MAX_DEPTH levels parse; one more does not, and nothing recurses. */
 static void test_depth_limit(void **state)
 {
@@ -315,11 +354,17 @@ static void test_refusal_rule(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_available),       cmocka_unit_test(test_mock_answer),
-        cmocka_unit_test(test_partial_failure), cmocka_unit_test(test_indefinite_lengths),
-        cmocka_unit_test(test_tags_and_values), cmocka_unit_test(test_malformed_answers),
-        cmocka_unit_test(test_depth_limit),     cmocka_unit_test(test_error_bodies),
-        cmocka_unit_test(test_request_body),    cmocka_unit_test(test_refusal_rule),
+        cmocka_unit_test(test_available),
+        cmocka_unit_test(test_mock_answer),
+        cmocka_unit_test(test_partial_failure),
+        cmocka_unit_test(test_indefinite_lengths),
+        cmocka_unit_test(test_tags_and_values),
+        cmocka_unit_test(test_malformed_answers),
+        cmocka_unit_test(test_utf8_check_at_every_offset_and_length),
+        cmocka_unit_test(test_depth_limit),
+        cmocka_unit_test(test_error_bodies),
+        cmocka_unit_test(test_request_body),
+        cmocka_unit_test(test_refusal_rule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
