@@ -20,6 +20,10 @@ libcbor); each binary then runs a few formats again with
 KTE_PROTOCOL=json and =cbor for the protocol table (request bytes are what
 SigV4 hashes, CPU includes base64 for json).
 
+The pairs of CPU_COMBOS (100-byte lines) then run 7 more times each (3 with
+KTE_BENCH_QUICK=1), alternating the binaries, for the median CPU per event
+that the issue's goal (at most 2 µs in the layer binary) is judged on.
+
 Writes build/bench/cost.{json,md} (and docs/bench/cost.md unless
 KTE_BENCH_PUBLISH=0). KTE_BENCH_QUICK=1: fewer events. Exits 1 only when
 events were lost.
