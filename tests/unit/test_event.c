@@ -778,9 +778,9 @@ static void test_form_feed_and_vertical_tab_are_not_json(void **state)
     }
 }
 
-/* The check reads eight bytes at a time: a form feed or vertical tab is
- * found at every offset, in the words and in the tail; white space JSON
- * allows, and bytes 0x8B and 0x8C (U+008B, U+008C in UTF-8), are not. */
+/* A form feed or vertical tab is found at every offset of a body, first
+ * bytes and tail included; white space JSON allows, and bytes 0x8B and 0x8C
+ * (U+008B, U+008C in UTF-8), are not taken for them. */
 static void test_form_feed_and_vertical_tab_found_at_every_offset(void **state)
 {
     (void)state;
