@@ -274,6 +274,23 @@ prepare_arch() {
 
 src_of() { echo "$DEPS/src/$(pkg_dir "$(pin_of "$1")")"; }
 
+# cmake_install NAME EXTRA_CFLAGS [CMAKE_ARGS...]: configure NAME's source
+# with our toolchain (Release: -DNDEBUG, $DEP_CFLAGS, then EXTRA_CFLAGS),
+# build it and install it into $PREFIX (libraries in lib/).
+cmake_install() {
+  local name=$1 cflags=$2 b=$ARCH_DIR/build/$1
+  shift 2
+  rm -rf "$b"
+  mkdir -p "$b"
+  (cd "$b" &&
+    cmake -S "$(src_of "$name")" -B . -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_TOOLCHAIN_FILE="$ARCH_DIR/toolchain.cmake" \
+      -DCMAKE_C_FLAGS_RELEASE="-DNDEBUG $DEP_CFLAGS${cflags:+ $cflags}" \
+      -DCMAKE_INSTALL_PREFIX="$PREFIX" -DCMAKE_INSTALL_LIBDIR=lib "$@" &&
+    cmake --build . -j"$JOBS" &&
+    cmake --install .)
+}
+
 # Environment for autoconf builds: our compiler, nothing from the host's
 # pkg-config or library directories.
 autoconf_env() {
@@ -482,20 +499,11 @@ build_pcre2() {
 
 # ---- CBOR (KTE_PROTOCOL=cbor, issue 11) --------------------------------------
 build_libcbor() {
-  local b=$ARCH_DIR/build/libcbor
-  rm -rf "$b"
-  mkdir -p "$b"
   # The static library only: no examples, tests, sanitizers or pretty printer.
-  (cd "$b" &&
-    cmake -S "$(src_of libcbor)" -B . -DCMAKE_BUILD_TYPE=Release \
-      -DCMAKE_TOOLCHAIN_FILE="$ARCH_DIR/toolchain.cmake" \
-      -DCMAKE_C_FLAGS_RELEASE="-DNDEBUG $DEP_CFLAGS" \
-      -DCMAKE_INSTALL_PREFIX="$PREFIX" -DCMAKE_INSTALL_LIBDIR=lib \
-      -DBUILD_SHARED_LIBS=OFF -DWITH_EXAMPLES=OFF -DWITH_TESTS=OFF -DSANITIZE=OFF \
-      -DCBOR_PRETTY_PRINTER=OFF &&
-    cmake --build . -j"$JOBS" &&
-    cmake --install .)
-  [ -f "$PREFIX/lib/libcbor.a" ] && [ -f "$PREFIX/lib/pkgconfig/libcbor.pc" ]
+  cmake_install libcbor "" \
+    -DBUILD_SHARED_LIBS=OFF -DWITH_EXAMPLES=OFF -DWITH_TESTS=OFF -DSANITIZE=OFF \
+    -DCBOR_PRETTY_PRINTER=OFF &&
+    [ -f "$PREFIX/lib/libcbor.a" ] && [ -f "$PREFIX/lib/pkgconfig/libcbor.pc" ]
 }
 # ---- end CBOR -----------------------------------------------------------------
 
@@ -505,19 +513,10 @@ build_libcbor() {
 # to link in front of musl. -O2, not the -Os of the rest: it runs on every
 # allocation. No shared or static library, no tests.
 build_mimalloc() {
-  local b=$ARCH_DIR/build/mimalloc
-  rm -rf "$b"
-  mkdir -p "$b"
-  (cd "$b" &&
-    cmake -S "$(src_of mimalloc)" -B . -DCMAKE_BUILD_TYPE=Release \
-      -DCMAKE_TOOLCHAIN_FILE="$ARCH_DIR/toolchain.cmake" \
-      -DCMAKE_C_FLAGS_RELEASE="-DNDEBUG $DEP_CFLAGS -O2" \
-      -DCMAKE_INSTALL_PREFIX="$PREFIX" -DCMAKE_INSTALL_LIBDIR=lib -DMI_INSTALL_TOPLEVEL=ON \
-      -DMI_OVERRIDE=ON -DMI_BUILD_OBJECT=ON -DMI_BUILD_SHARED=OFF -DMI_BUILD_STATIC=OFF \
-      -DMI_BUILD_TESTS=OFF &&
-    cmake --build . -j"$JOBS" &&
-    cmake --install .)
-  [ -f "$PREFIX/lib/mimalloc.o" ] || { echo "no mimalloc.o installed"; return 1; }
+  cmake_install mimalloc -O2 -DMI_INSTALL_TOPLEVEL=ON \
+    -DMI_OVERRIDE=ON -DMI_BUILD_OBJECT=ON -DMI_BUILD_SHARED=OFF -DMI_BUILD_STATIC=OFF \
+    -DMI_BUILD_TESTS=OFF &&
+    { [ -f "$PREFIX/lib/mimalloc.o" ] || { echo "no mimalloc.o installed"; return 1; }; }
 }
 # ---- end allocator --------------------------------------------------------------
 
