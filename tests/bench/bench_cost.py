@@ -211,41 +211,34 @@ def main() -> int:
     R = {"machine": b.machine(), "binaries": bins, "events": {str(k): v for k, v in events.items()},
          "runs": [], "problems": [], "repeats": repeats,
          "loadStart": " ".join(f"{x:.2f}" for x in os.getloadavg())}
+
+    def run(name: str, fmt: str, comp: str, line: int, bodies, proto: str = None, repeat: int = None) -> None:
+        r = run_one(sink, bins[name], tmp, fmt, comp, line, bodies, proto)
+        r["binary"] = name
+        label = f"{name} {line}B {fmt}/{comp}" + (f" {proto}" if proto else "")
+        if repeat:
+            r["repeat"] = repeat
+            label = f"repeat {repeat}/{repeats} {label}"
+        R["runs"].append(r)
+        print(f"[cost] {label}: {r['recordsPerM']} records/M, {r['unitsPerM']} units/M, "
+              f"{r['bodyBytesPerEvent']} B/event, {r['cpuUsPerEvent']} µs/event, lost {r['lost']}", flush=True)
+        if r["lost"] or r["exit"] != 0:
+            R["problems"].append(f"{label}: lost {r['lost']}, exit {r['exit']}")
+
     try:
-        for line, n in events.items():
-            bodies = b.telemetry_bodies(n, line, "text")
-            for name, binary in bins.items():
+        bodies = {line: b.telemetry_bodies(n, line, "text") for line, n in events.items()}
+        for line in events:
+            for name in bins:
                 for fmt, comp in COMBOS:
-                    r = run_one(sink, binary, tmp, fmt, comp, line, bodies)
-                    r["binary"] = name
-                    R["runs"].append(r)
-                    print(f"[cost] {name} {line}B {fmt}/{comp}: {r['recordsPerM']} records/M, "
-                          f"{r['unitsPerM']} units/M, {r['bodyBytesPerEvent']} B/event, "
-                          f"{r['cpuUsPerEvent']} µs/event, lost {r['lost']}", flush=True)
-                    if r["lost"] or r["exit"] != 0:
-                        R["problems"].append(f"{name} {line}B {fmt}/{comp}: lost {r['lost']}, exit {r['exit']}")
-            for name, binary in bins.items():
+                    run(name, fmt, comp, line, bodies[line])
+            for name in bins:
                 for fmt, comp in PROTOCOL_COMBOS[line]:
                     for proto in ("json", "cbor"):
-                        r = run_one(sink, binary, tmp, fmt, comp, line, bodies, proto)
-                        r["binary"] = name
-                        R["runs"].append(r)
-                        print(f"[cost] {name} {line}B {fmt}/{comp} {proto}: {r['bodyBytesPerEvent']} B/event, "
-                              f"{r['cpuUsPerEvent']} µs/event, lost {r['lost']}", flush=True)
-                        if r["lost"] or r["exit"] != 0:
-                            R["problems"].append(f"{name} {line}B {fmt}/{comp} {proto}: lost {r['lost']}, "
-                                                 f"exit {r['exit']}")
-        bodies = b.telemetry_bodies(events[100], 100, "text")
+                        run(name, fmt, comp, line, bodies[line], proto)
         for i in range(repeats):
             for fmt, comp in CPU_COMBOS:
-                for name, binary in bins.items():
-                    r = run_one(sink, binary, tmp, fmt, comp, 100, bodies)
-                    r["binary"], r["repeat"] = name, i + 1
-                    R["runs"].append(r)
-                    print(f"[cost] repeat {i + 1}/{repeats} {name} 100B {fmt}/{comp}: {r['cpuUsPerEvent']} µs/event, "
-                          f"lost {r['lost']}", flush=True)
-                    if r["lost"] or r["exit"] != 0:
-                        R["problems"].append(f"repeat {name} 100B {fmt}/{comp}: lost {r['lost']}, exit {r['exit']}")
+                for name in bins:
+                    run(name, fmt, comp, 100, bodies[100], repeat=i + 1)
         R["loadEnd"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     finally:
         sink.stop()
