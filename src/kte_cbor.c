@@ -19,9 +19,9 @@ int kte_cbor_body_wire(struct kte_buf *out, const char *stream_name, const char 
 }
 
 int kte_cbor_walk(const unsigned char *body, size_t len, const yajl_callbacks *cb, void *ctx,
-                  char *err, size_t errlen)
+                  uint64_t *array_len, char *err, size_t errlen)
 {
-    (void)body, (void)len, (void)cb, (void)ctx;
+    (void)body, (void)len, (void)cb, (void)ctx, (void)array_len;
     snprintf(err, errlen, "built without CBOR support (libcbor)");
     return -1;
 }
@@ -104,7 +104,8 @@ int kte_cbor_body_wire(struct kte_buf *out, const char *stream_name, const char 
  * definite-length string). Its callbacks only note it here. */
 enum item {
     IT_NONE = 0,
-    IT_VALUE, /* number, float, bool, null, undefined, simple value */
+    IT_VALUE, /* negative integer, float, bool, null, undefined, simple value */
+    IT_UINT,  /* unsigned integer: its value in len */
     IT_TEXT,
     IT_BYTES,
     IT_TEXT_START, /* indefinite-length text: chunks follow, then a break */
@@ -131,22 +132,40 @@ static void seen(void *ctx, enum item kind, cbor_data data, uint64_t len)
     s->len = len;
 }
 
+/* Unsigned integers keep their value (FailedRecordCount is one); negative
+ * ones are reported as null like the other values. */
 static void on_u8(void *ctx, uint8_t v)
 {
-    (void)v;
-    seen(ctx, IT_VALUE, NULL, 0);
+    seen(ctx, IT_UINT, NULL, v);
 }
 static void on_u16(void *ctx, uint16_t v)
 {
-    (void)v;
-    seen(ctx, IT_VALUE, NULL, 0);
+    seen(ctx, IT_UINT, NULL, v);
 }
 static void on_u32(void *ctx, uint32_t v)
+{
+    seen(ctx, IT_UINT, NULL, v);
+}
+static void on_u64(void *ctx, uint64_t v)
+{
+    seen(ctx, IT_UINT, NULL, v);
+}
+static void on_neg8(void *ctx, uint8_t v)
 {
     (void)v;
     seen(ctx, IT_VALUE, NULL, 0);
 }
-static void on_u64(void *ctx, uint64_t v)
+static void on_neg16(void *ctx, uint16_t v)
+{
+    (void)v;
+    seen(ctx, IT_VALUE, NULL, 0);
+}
+static void on_neg32(void *ctx, uint32_t v)
+{
+    (void)v;
+    seen(ctx, IT_VALUE, NULL, 0);
+}
+static void on_neg64(void *ctx, uint64_t v)
 {
     (void)v;
     seen(ctx, IT_VALUE, NULL, 0);
@@ -217,10 +236,10 @@ static const struct cbor_callbacks item_callbacks = {
     .uint16 = on_u16,
     .uint32 = on_u32,
     .uint64 = on_u64,
-    .negint8 = on_u8,
-    .negint16 = on_u16,
-    .negint32 = on_u32,
-    .negint64 = on_u64,
+    .negint8 = on_neg8,
+    .negint16 = on_neg16,
+    .negint32 = on_neg32,
+    .negint64 = on_neg64,
     .byte_string_start = on_bytes_start,
     .byte_string = on_bytes,
     .string = on_text,
@@ -251,6 +270,7 @@ struct frame {
 struct walk {
     const yajl_callbacks *cb;
     void *ctx;
+    uint64_t *array_len; /* where an array's length goes, or NULL */
     struct frame st[KTE_CBOR_MAX_DEPTH];
     int depth;
     bool done;   /* the top-level item is complete */
@@ -373,6 +393,24 @@ static int value_done(struct walk *w)
     return item_done(w);
 }
 
+/* An unsigned integer, as yajl reports a JSON number: its decimal text. */
+static int uint_done(struct walk *w, uint64_t v)
+{
+    if (!w->cb->yajl_number)
+        return value_done(w);
+    if (at_key(w))
+        return fail(w, "a map key is not text");
+    char text[24];
+    size_t k = sizeof text;
+    do {
+        text[--k] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (!w->cb->yajl_number(w->ctx, text + k, sizeof text - k))
+        return fail(w, "cancelled");
+    return item_done(w);
+}
+
 /* Chunks of an indefinite-length string, up to its break. */
 static int string_chunk(struct walk *w, const struct item_seen *it)
 {
@@ -404,6 +442,8 @@ static int container(struct walk *w, const struct item_seen *it, size_t bytes_le
     /* Every item takes at least a byte: a claim beyond the body is false. */
     if (!indefinite && (it->len > bytes_left || (map && it->len * 2 > bytes_left)))
         return fail(w, "a container claims more items than the body holds");
+    if (!map && w->array_len)
+        *w->array_len = indefinite ? KTE_CBOR_INDEFINITE : it->len;
     int ok = map ? (!w->cb->yajl_start_map || w->cb->yajl_start_map(w->ctx))
                  : (!w->cb->yajl_start_array || w->cb->yajl_start_array(w->ctx));
     if (!ok)
@@ -431,6 +471,8 @@ static int step(struct walk *w, const struct item_seen *it, size_t bytes_left)
     case IT_VALUE:
     case IT_BYTES:
         return value_done(w);
+    case IT_UINT:
+        return uint_done(w, it->len);
     case IT_TEXT:
         if (!utf8_valid(it->data, (size_t)it->len))
             return fail(w, "text that is not UTF-8");
@@ -462,9 +504,9 @@ static int step(struct walk *w, const struct item_seen *it, size_t bytes_left)
 }
 
 int kte_cbor_walk(const unsigned char *body, size_t len, const yajl_callbacks *cb, void *ctx,
-                  char *err, size_t errlen)
+                  uint64_t *array_len, char *err, size_t errlen)
 {
-    struct walk w = {.cb = cb, .ctx = ctx};
+    struct walk w = {.cb = cb, .ctx = ctx, .array_len = array_len};
     size_t pos = 0;
     while (!w.done) {
         if (pos >= len) {

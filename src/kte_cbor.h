@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <yajl/yajl_parse.h>
 
 #define KTE_CBOR_MAX_DEPTH 32
@@ -36,11 +37,17 @@ int kte_cbor_body_wire(struct kte_buf *out, const char *stream_name, const char 
 
 /* Reads one CBOR data item filling body[0..len) exactly and reports it to cb
  * as yajl's parser would report the same JSON: maps and arrays, text keys,
- * text values as strings; every other value (numbers, byte strings, booleans,
- * null, undefined, floats) as null; tags are skipped. Map keys that are not
- * text, truncated or trailing bytes, more than KTE_CBOR_MAX_DEPTH levels, or a
- * callback returning 0 fail it: -1 with the reason in err. */
+ * text values as strings, unsigned integers as numbers (decimal text, to
+ * yajl_number; as null when cb has none); every other value (negative
+ * integers, byte strings, booleans, null, undefined, floats) as null; tags
+ * are skipped. Map keys that are not text, truncated or trailing bytes, more
+ * than KTE_CBOR_MAX_DEPTH levels, or a callback returning 0 fail it: -1 with
+ * the reason in err. When array_len is not NULL, the length of every array
+ * is stored there just before cb's yajl_start_array is called for it
+ * (KTE_CBOR_INDEFINITE for an indefinite-length one): JSON has no such
+ * count, so yajl's callbacks cannot carry it. */
+#define KTE_CBOR_INDEFINITE UINT64_MAX
 int kte_cbor_walk(const unsigned char *body, size_t len, const yajl_callbacks *cb, void *ctx,
-                  char *err, size_t errlen);
+                  uint64_t *array_len, char *err, size_t errlen);
 
 #endif

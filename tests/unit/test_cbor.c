@@ -203,11 +203,180 @@ static void test_utf8_check_at_every_offset_and_length(void **state)
                 body[k++] = 0x00;
                 char err[100];
                 yajl_callbacks none = {0};
-                int rc = kte_cbor_walk(body, k, &none, NULL, err, sizeof err);
+                int rc = kte_cbor_walk(body, k, &none, NULL, NULL, err, sizeof err);
                 if (rc != (cases[c].valid ? 0 : -1))
                     print_error("case %zu, length %zu, offset %zu: %d\n", c, n, at, rc);
                 assert_int_equal(rc, cases[c].valid ? 0 : -1);
             }
+}
+
+/* FailedRecordCount 0 ahead of a Records array that says it holds exactly
+ * the records sent ends the reading: what follows the array's head is not
+ * read (a body cut after it, or garbage after it, is taken). */
+static void test_zero_failed_stops_at_records(void **state)
+{
+    (void)state;
+    size_t head = 0;
+    while (head + 9 <= LEN(mock_ok) && memcmp(mock_ok + head, "gRecords\x82", 9) != 0)
+        head++;
+    assert_true(head + 9 <= LEN(mock_ok));
+    head += 9; /* just after the array's head */
+    struct kte_rec_result res[2];
+    /* The array's head claims two entries: a body without two more bytes
+     * cannot hold them, and is refused before anything is believed. */
+    assert_int_equal(parse(mock_ok, head, 2, res), -1);
+    assert_int_equal(parse(mock_ok, head + 1, 2, res), -1);
+    for (size_t cut = head + 2; cut <= LEN(mock_ok); cut++) {
+        memset(res, 0xA5, sizeof res);
+        assert_int_equal(parse(mock_ok, cut, 2, res), 0);
+        for (size_t i = 0; i < 2; i++) {
+            assert_int_equal(res[i].outcome, KTE_REC_OK);
+            assert_string_equal(res[i].error_code, "");
+        }
+    }
+    char junk[LEN(mock_ok) + 4];
+    memcpy(junk, mock_ok, head);
+    memcpy(junk + head, "\xff\xff\x1c\x00", 4);
+    assert_int_equal(parse(junk, head + 4, 2, res), 0);
+    /* Before the array's head it is an ordinary truncated body. */
+    for (size_t cut = 0; cut < head; cut++)
+        assert_int_equal(parse(mock_ok, cut, 2, res), -1);
+    /* 0 written in a longer form is still 0 (the entry, a stray break, is
+     * not read). */
+    static const char wide[] = "\xa2qFailedRecordCount\x19\x00\x00gRecords\x81\xff";
+    assert_int_equal(parse(wide, LEN(wide), 1, res), 0);
+}
+
+/* Every other answer is read to its end, entries counted and checked. */
+static void test_zero_failed_read_in_full_otherwise(void **state)
+{
+    (void)state;
+    struct kte_rec_result res[3];
+    /* The array holds another number of entries than records were sent. */
+    assert_int_equal(parse(mock_ok, LEN(mock_ok), 3, res), -1);
+    assert_int_equal(parse(mock_ok, LEN(mock_ok), 1, res), -1);
+    /* The count comes after Records: the entries decide. */
+    static const char after[] = "\xa2gRecords\x82\xa0\xa1iErrorCodeaX"
+                                "qFailedRecordCount\x00";
+    assert_int_equal(parse(after, LEN(after), 2, res), 1);
+    assert_int_equal(res[0].outcome, KTE_REC_OK);
+    assert_string_equal(res[1].error_code, "X");
+    /* A count that is not 0, or not an unsigned integer, or an array of
+     * unknown length: read in full, so the malformed entry after the array's
+     * head (a stray break; an unterminated one) is found. */
+#define CASE(lit)                                                                                  \
+    {                                                                                              \
+        lit, LEN(lit)                                                                              \
+    }
+    static const struct {
+        const char *body;
+        size_t len;
+    } not_zero[] = {
+        CASE("\xa2qFailedRecordCount\x01gRecords\x81\xff"),         /* 1 */
+        CASE("\xa2qFailedRecordCount\x20gRecords\x81\xff"),         /* -1 */
+        CASE("\xa2qFailedRecordCount\x61\x30gRecords\x81\xff"),     /* "0" */
+        CASE("\xa2qFailedRecordCount\xf9\x00\x00gRecords\x81\xff"), /* 0.0 */
+        CASE("\xa2qFailedRecordCount\xf6gRecords\x81\xff"),         /* null */
+        CASE("\xa2qFailedRecordCount\x00gRecords\x9f\xa0"),         /* indefinite Records */
+        CASE("\xa2qFailedRecordCounx\x00gRecords\x81\xff"),         /* another key */
+    };
+#undef CASE
+    for (size_t i = 0; i < sizeof not_zero / sizeof not_zero[0]; i++) {
+        int rc = parse(not_zero[i].body, not_zero[i].len, 1, res);
+        if (rc != -1)
+            print_error("case %zu stopped early: %d\n", i, rc);
+        assert_int_equal(rc, -1);
+    }
+    /* A FailedRecordCount inside an entry is no answer's count. */
+    static const char nested[] = "\xa1gRecords\x82\xa1qFailedRecordCount\x00\xa0";
+    assert_int_equal(parse(nested, LEN(nested), 2, res), 0);
+    assert_int_equal(parse(nested, LEN(nested) - 1, 2, res), -1);
+    /* A second Records after the stop point is never reached; a first one
+     * read in full, then the count, then another array: counted as before. */
+    static const char twice[] = "\xa3gRecords\x81\xa0qFailedRecordCount\x00gRecords\x81\xa0";
+    assert_int_equal(parse(twice, LEN(twice), 1, res), -1);
+}
+
+/* Unsigned integers reach yajl_number as their decimal text; negative ones
+ * and floats stay null. */
+struct numbers {
+    char seen[8][24];
+    int n, nulls;
+};
+
+static int num_cb(void *ctx, const char *v, size_t len)
+{
+    struct numbers *s = ctx;
+    assert_true(s->n < 8 && len < 24);
+    memcpy(s->seen[s->n], v, len);
+    s->seen[s->n++][len] = '\0';
+    return 1;
+}
+
+static int null_cb(void *ctx)
+{
+    ((struct numbers *)ctx)->nulls++;
+    return 1;
+}
+
+static void test_unsigned_integers_as_numbers(void **state)
+{
+    (void)state;
+    static const char body[] = "\x88"
+                               "\x00"
+                               "\x17"
+                               "\x18\x18"
+                               "\x19\xff\xff"
+                               "\x1a\x00\x01\x00\x00"
+                               "\x1b\xff\xff\xff\xff\xff\xff\xff\xff"
+                               "\x20"          /* -1 */
+                               "\xf9\x3c\x00"; /* 1.0 */
+    static const char *const want[] = {"0", "23", "24", "65535", "65536", "18446744073709551615"};
+    yajl_callbacks cb = {0};
+    cb.yajl_number = num_cb;
+    cb.yajl_null = null_cb;
+    struct numbers s = {0};
+    char err[100];
+    assert_int_equal(
+        kte_cbor_walk((const unsigned char *)body, LEN(body), &cb, &s, NULL, err, sizeof err), 0);
+    assert_int_equal(s.n, 6);
+    for (int i = 0; i < 6; i++)
+        assert_string_equal(s.seen[i], want[i]);
+    assert_int_equal(s.nulls, 2);
+    /* Without yajl_number they are null, as before. */
+    cb.yajl_number = NULL;
+    s = (struct numbers){0};
+    assert_int_equal(
+        kte_cbor_walk((const unsigned char *)body, LEN(body), &cb, &s, NULL, err, sizeof err), 0);
+    assert_int_equal(s.nulls, 8);
+    /* A number is no map key. */
+    assert_int_equal(
+        kte_cbor_walk((const unsigned char *)"\xa1\x01\x02", 3, &cb, &s, NULL, err, sizeof err),
+        -1);
+}
+
+/* Every array's length reaches array_len before its yajl_start_array. */
+static int arr_cb(void *ctx)
+{
+    uint64_t **p = ctx;
+    *p[1]++ = *p[0];
+    return 1;
+}
+
+static void test_array_lengths(void **state)
+{
+    (void)state;
+    static const char body[] = "\x83\x80\x9f\x01\xff\x98\x18"
+                               "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+                               "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00";
+    uint64_t len = 7, got[4] = {0};
+    uint64_t *ctx[2] = {&len, got};
+    yajl_callbacks cb = {0};
+    cb.yajl_start_array = arr_cb;
+    char err[100];
+    assert_int_equal(
+        kte_cbor_walk((const unsigned char *)body, LEN(body), &cb, ctx, &len, err, sizeof err), 0);
+    assert_true(got[0] == 3 && got[1] == 0 && got[2] == KTE_CBOR_INDEFINITE && got[3] == 24);
 }
 
 /* KTE_CBOR_MAX_DEPTH levels parse; one more does not, and nothing recurses. */
@@ -361,6 +530,10 @@ int main(void)
         cmocka_unit_test(test_tags_and_values),
         cmocka_unit_test(test_malformed_answers),
         cmocka_unit_test(test_utf8_check_at_every_offset_and_length),
+        cmocka_unit_test(test_zero_failed_stops_at_records),
+        cmocka_unit_test(test_zero_failed_read_in_full_otherwise),
+        cmocka_unit_test(test_unsigned_integers_as_numbers),
+        cmocka_unit_test(test_array_lengths),
         cmocka_unit_test(test_depth_limit),
         cmocka_unit_test(test_error_bodies),
         cmocka_unit_test(test_request_body),
