@@ -254,6 +254,7 @@ def test_outage_failures_logged_once_per_kind(outage5):
 OVF_INVOKES, OVF_LINES, OVF_LINE_BYTES, OVF_CAP = 9, 200, 4096, 1048576
 OVF_OUTAGE = (3, 6)  # the invokes whose flushes fail
 OVF_FLUSH_TIMEOUT_MS = 10000
+OVF_SLEEP_MS = 500
 
 
 @pytest.fixture(scope="module")
@@ -265,7 +266,13 @@ def overflow(kinesis_local, tmp_path_factory):
                              # built on end-of-invoke flushes (which invokes' data is
                              # buffered when the outage begins), as adaptive's default is not
                              kte={"MAX_BUFFER_BYTES": OVF_CAP, "FLUSH_TIMEOUT_MS": OVF_FLUSH_TIMEOUT_MS,
-                                  "FLUSH": "end"})
+                                  "FLUSH": "end"},
+                             # Each invoke stays open OVF_SLEEP_MS after its lines, so the
+                             # outage begins (on seeing invoke 3's first line) well before
+                             # invoke 3's end-of-invoke flush. Without it the window was
+                             # ~30-60 ms, and a loaded machine noticed the line too late:
+                             # invoke 3 was delivered (Debian 13 fresh-check, 2026-11-30).
+                             event={"sleepMs": OVF_SLEEP_MS})
         sampler = faultlib.ProcSampler(run)
         sampler.start()
         faultlib.wait_for_output(run, faultlib.function_line_marker(OVF_OUTAGE[0], 1))
