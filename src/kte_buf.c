@@ -133,3 +133,16 @@ char *kte_buf_steal(struct kte_buf *b, size_t *len)
     kte_buf_init(b);
     return p;
 }
+
+size_t kte_u64_decimal(uint64_t v, char *out)
+{
+    char tmp[KTE_U64_DECIMAL_MAX];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}

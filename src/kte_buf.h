@@ -5,6 +5,7 @@
 #define KTE_BUF_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct kte_buf {
     char *data; /* always NUL-terminated when len > 0 or after any append */
@@ -23,5 +24,11 @@ int kte_buf_printf(struct kte_buf *b, const char *fmt, ...) __attribute__((forma
 int kte_buf_json_string(struct kte_buf *b, const char *s, size_t n);
 /* Hands the storage to the caller (who frees it) and re-initialises b. */
 char *kte_buf_steal(struct kte_buf *b, size_t *len);
+
+/* Writes v in decimal into out (KTE_U64_DECIMAL_MAX bytes at least, no NUL)
+ * and returns the length. For hot paths, where snprintf's "%llu" costs a
+ * tenth of the time it takes to take in an event. */
+#define KTE_U64_DECIMAL_MAX 20
+size_t kte_u64_decimal(uint64_t v, char *out);
 
 #endif

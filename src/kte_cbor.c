@@ -400,13 +400,8 @@ static int uint_done(struct walk *w, uint64_t v)
         return value_done(w);
     if (at_key(w))
         return fail(w, "a map key is not text");
-    char text[24];
-    size_t k = sizeof text;
-    do {
-        text[--k] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    if (!w->cb->yajl_number(w->ctx, text + k, sizeof text - k))
+    char text[KTE_U64_DECIMAL_MAX];
+    if (!w->cb->yajl_number(w->ctx, text, kte_u64_decimal(v, text)))
         return fail(w, "cancelled");
     return item_done(w);
 }

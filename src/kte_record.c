@@ -114,21 +114,6 @@ static struct kte_rec *alloc_rec(const struct kte_buf *data, const char *pk, uin
     return r;
 }
 
-/* v in decimal into out (at least 20 bytes, no NUL); returns the length.
- * snprintf's "%llu" was a tenth of the time it takes to take in an event. */
-static size_t u64_decimal(uint64_t v, char *out)
-{
-    char tmp[20];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < n; i++)
-        out[i] = tmp[n - 1 - i];
-    return n;
-}
-
 struct kte_rec *kte_record_build(const struct kte_record_builder *rb, uint64_t seq, const char *raw,
                                  size_t raw_len, const char *pk, size_t max_data_bytes,
                                  enum kte_build_error *why)
@@ -145,11 +130,11 @@ struct kte_rec *kte_record_build_flags(const struct kte_record_builder *rb, uint
     if (!why)
         why = &dummy;
     *why = KTE_BUILD_NOMEM;
-    char num[20];
+    char num[KTE_U64_DECIMAL_MAX];
     static const char redelivered[] = ",\"redelivered\":true";
     static const char event_key[] = ",\"event\":";
     size_t mark_len = (flags & KTE_BUILD_REDELIVERED) ? sizeof redelivered - 1 : 0;
-    size_t nlen = u64_decimal(seq - rb->seq_base, num);
+    size_t nlen = kte_u64_decimal(seq - rb->seq_base, num);
     size_t full = rb->prefix.len + nlen + mark_len + sizeof event_key - 1 + raw_len + 1;
 
     if (full <= max_data_bytes) {
