@@ -386,6 +386,13 @@ static const yajl_callbacks resp_callbacks = {
     resp_end_map, resp_start_array, resp_end_array,
 };
 
+/* A reader of an answer for results[0..n); no array length is known yet
+ * (JSON never tells one). */
+static struct resp_state resp_start(struct kte_rec_result *results, size_t n)
+{
+    return (struct resp_state){.results = results, .n = n, .array_len = KTE_CBOR_INDEFINITE};
+}
+
 static int resp_result(const struct resp_state *st, char *err, size_t errlen)
 {
     if (st->count != st->n) {
@@ -398,10 +405,7 @@ static int resp_result(const struct resp_state *st, char *err, size_t errlen)
 int kte_batch_parse_response(const char *body, size_t len, size_t n, struct kte_rec_result *results,
                              char *err, size_t errlen)
 {
-    struct resp_state st = {0};
-    st.results = results;
-    st.n = n;
-    st.array_len = UINT64_MAX; /* never known in JSON */
+    struct resp_state st = resp_start(results, n);
     yajl_handle h = yajl_alloc(&resp_callbacks, NULL, &st);
     if (!h) {
         snprintf(err, errlen, "out of memory");
@@ -421,10 +425,7 @@ int kte_batch_parse_response(const char *body, size_t len, size_t n, struct kte_
 int kte_batch_parse_response_cbor(const void *body, size_t len, size_t n,
                                   struct kte_rec_result *results, char *err, size_t errlen)
 {
-    struct resp_state st = {0};
-    st.results = results;
-    st.n = n;
-    st.array_len = KTE_CBOR_INDEFINITE;
+    struct resp_state st = resp_start(results, n);
     if (kte_cbor_walk(body, len, &resp_callbacks, &st, &st.array_len, err, errlen) != 0 &&
         !st.stopped)
         return -1;
